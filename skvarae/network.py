@@ -1,0 +1,374 @@
+"""Convolutional encoder and decoder for movie frames.
+
+The encoder maps a frame of shape (height, width) to a small latent map of shape
+``(latent_channels, h, w)`` with stride-2 convolutions and returns it flattened (C order), so that
+one frame is one vector z_t of length ``d = latent_channels * h * w`` for the VAR. The decoder
+mirrors it back to a single-channel frame. Nothing here trains or fits anything.
+
+Design choices
+--------------
+- The number of stride-2 layers is chosen from the frame size (:func:`latent_geometry`), so any
+  frame size works, from 1 x 1 to very non-square movies.
+- Frames whose sides are not multiples of ``2 ** n_layers`` are padded on the bottom and right by
+  replicating the last row / column, and the decoder output is cropped back to (height, width).
+- No normalisation layers: batch statistics would make the latent of one frame depend on the
+  other frames of the batch, which breaks the per-frame meaning of z_t that the VAR relies on.
+- GELU nonlinearities: smooth, so that the encoder Jacobian (used for contribution maps) and
+  gradient checks are well defined everywhere.
+- The last encoder layer and the last decoder layer are linear: latents and the standardised
+  dynamic part of the frames are signed.
+- The decoder upsamples by nearest-neighbour repetition followed by a convolution rather than a
+  strided transposed convolution, which avoids checkerboard artefacts (Odena et al., 2016,
+  "Deconvolution and checkerboard artifacts", Distill).
+- Padding and upsampling are written with ``expand`` / ``cat`` / slicing only, whose backward
+  passes are plain sums and copies: deterministic on CUDA too, and differentiable to any order.
+"""
+
+import math
+import numbers
+
+import torch
+from torch import nn
+
+__all__ = ["ConvDecoder", "ConvEncoder", "latent_geometry"]
+
+
+def _check_positive_int(value, name):
+    """Return ``value`` as an int, or raise ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _check_frame_shape(frame_shape):
+    """Return ``frame_shape`` as a tuple of two positive ints, or raise ValueError."""
+    message = (
+        f"frame_shape must be a pair of positive integers (height, width), got {frame_shape!r}."
+    )
+    try:
+        shape = tuple(frame_shape)
+    except TypeError:
+        raise ValueError(message) from None
+    if len(shape) != 2 or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape
+    ):
+        raise ValueError(message)
+    return int(shape[0]), int(shape[1])
+
+
+def _check_kernel_size(kernel_size):
+    kernel_size = _check_positive_int(kernel_size, "kernel_size")
+    if kernel_size % 2 == 0:
+        raise ValueError(
+            f"kernel_size must be odd (so that 'same' padding is symmetric), got {kernel_size!r}."
+        )
+    return kernel_size
+
+
+def latent_geometry(frame_shape, max_latent_side=4):
+    """Number of stride-2 layers, padded frame shape and latent map size for a frame shape.
+
+    The number of layers is the smallest ``L >= 1`` such that
+    ``ceil(max(height, width) / 2 ** L) <= max_latent_side``. Each side is padded up to the next
+    multiple of ``2 ** L``, and the latent map has spatial size ``padded_shape / 2 ** L``.
+
+    Parameters
+    ----------
+    frame_shape : tuple of int
+        (height, width) of one frame, both positive.
+    max_latent_side : int, default=4
+        Largest allowed side of the latent map.
+
+    Returns
+    -------
+    n_layers : int
+        Number of stride-2 convolutions, at least 1.
+    padded_shape : tuple of int
+        (height_pad, width_pad), multiples of ``2 ** n_layers``, each at least the frame side.
+    latent_hw : tuple of int
+        (h, w) = ``(height_pad // 2 ** n_layers, width_pad // 2 ** n_layers)``.
+
+    Raises
+    ------
+    ValueError
+        If ``frame_shape`` is not two positive integers or ``max_latent_side`` is not a positive
+        integer.
+
+    Examples
+    --------
+    >>> latent_geometry((64, 64))
+    (4, (64, 64), (4, 4))
+    >>> latent_geometry((5, 7))
+    (1, (6, 8), (3, 4))
+    >>> latent_geometry((128, 256))
+    (6, (128, 256), (2, 4))
+    """
+    height, width = _check_frame_shape(frame_shape)
+    max_latent_side = _check_positive_int(max_latent_side, "max_latent_side")
+    side = max(height, width)
+    n_layers = 1
+    while math.ceil(side / 2**n_layers) > max_latent_side:
+        n_layers += 1
+    factor = 2**n_layers
+    h, w = math.ceil(height / factor), math.ceil(width / factor)
+    return n_layers, (h * factor, w * factor), (h, w)
+
+
+def _channels(n_layers, base_channels, max_channels):
+    """Channels after each encoder layer: ``base_channels * 2 ** i`` capped at ``max_channels``."""
+    return [min(base_channels * 2**i, max_channels) for i in range(n_layers)]
+
+
+def _pad_replicate(images, padded_shape):
+    """Pad (N, C, H, W) images on the bottom and right by repeating the last row and column.
+
+    Replicate rather than zero padding: with ``skip_connection=False`` the encoder sees raw frames
+    with a large positive baseline, where zeros would add an artificial step edge at the border
+    that the network must learn to ignore; replicating the border keeps local statistics, and for
+    standardised (zero-mean) frames it is as neutral as zeros. Written with ``expand`` and ``cat``
+    (not ``F.pad(mode="replicate")``) so that the backward pass is deterministic on CUDA.
+    """
+    n, c, height, width = images.shape
+    pad_h, pad_w = padded_shape[0] - height, padded_shape[1] - width
+    if pad_h:
+        images = torch.cat([images, images[:, :, -1:, :].expand(n, c, pad_h, width)], dim=2)
+    if pad_w:
+        rows = images.shape[2]
+        images = torch.cat([images, images[:, :, :, -1:].expand(n, c, rows, pad_w)], dim=3)
+    return images
+
+
+def _upsample_nearest2x(images):
+    """Nearest-neighbour 2x upsampling of (N, C, H, W) images, via ``expand`` (deterministic)."""
+    n, c, height, width = images.shape
+    return (
+        images[:, :, :, None, :, None]
+        .expand(n, c, height, 2, width, 2)
+        .reshape(n, c, 2 * height, 2 * width)
+    )
+
+
+class _Geometry(nn.Module):
+    """Shared argument validation and geometry of :class:`ConvEncoder` / :class:`ConvDecoder`."""
+
+    def __init__(
+        self, frame_shape, *, latent_channels, max_latent_side, base_channels, max_channels,
+        kernel_size,
+    ):
+        super().__init__()
+        self.frame_shape = _check_frame_shape(frame_shape)
+        self.latent_channels = _check_positive_int(latent_channels, "latent_channels")
+        self.max_latent_side = _check_positive_int(max_latent_side, "max_latent_side")
+        self.base_channels = _check_positive_int(base_channels, "base_channels")
+        self.max_channels = _check_positive_int(max_channels, "max_channels")
+        self.kernel_size = _check_kernel_size(kernel_size)
+        self.n_layers, self.padded_shape, latent_hw = latent_geometry(
+            self.frame_shape, self.max_latent_side
+        )
+        self.latent_shape = (self.latent_channels, *latent_hw)
+        self.n_latent = self.latent_channels * latent_hw[0] * latent_hw[1]
+        self.channels = _channels(self.n_layers, self.base_channels, self.max_channels)
+
+    def extra_repr(self):
+        return (
+            f"frame_shape={self.frame_shape}, padded_shape={self.padded_shape}, "
+            f"latent_shape={self.latent_shape}"
+        )
+
+
+class ConvEncoder(_Geometry):
+    """Strided convolutional encoder from frames to flattened latent maps.
+
+    ``n_layers`` stride-2 convolutions (see :func:`latent_geometry`) with
+    ``base_channels * 2 ** i`` output channels (capped at ``max_channels``), each followed by
+    GELU, then a linear 1 x 1 convolution to ``latent_channels`` channels. Frames are padded on
+    the bottom and right (replicating the border) to a multiple of ``2 ** n_layers``.
+
+    Parameters
+    ----------
+    frame_shape : tuple of int
+        (height, width) of the frames.
+    latent_channels : int, default=2
+        Channels of the latent map.
+    max_latent_side : int, default=4
+        Largest side of the latent map; sets the number of stride-2 layers.
+    base_channels : int, default=8
+        Channels after the first convolution; doubled at every layer.
+    max_channels : int, default=64
+        Cap on the channels of any layer.
+    kernel_size : int, default=3
+        Side of the convolution kernels; odd.
+
+    Attributes
+    ----------
+    frame_shape : tuple of int
+        (height, width).
+    padded_shape : tuple of int
+        (height_pad, width_pad) the frames are padded to.
+    n_layers : int
+        Number of stride-2 convolutions.
+    channels : list of int
+        Output channels of each stride-2 convolution.
+    latent_shape : tuple of int
+        (latent_channels, h, w), with h = height_pad / 2 ** n_layers (and w likewise).
+    n_latent : int
+        d = latent_channels * h * w, the length of one latent vector.
+
+    Raises
+    ------
+    ValueError
+        If an argument is not a positive integer (``frame_shape``: two of them; ``kernel_size``:
+        odd), naming the argument.
+
+    See Also
+    --------
+    ConvDecoder : The mirror image, from latents back to frames.
+    latent_geometry : How the number of layers and the latent size are chosen.
+
+    Examples
+    --------
+    >>> import torch
+    >>> encoder = ConvEncoder((5, 7))
+    >>> encoder.latent_shape, encoder.n_latent
+    ((2, 3, 4), 24)
+    >>> encoder(torch.zeros(10, 5, 7)).shape
+    torch.Size([10, 24])
+    """
+
+    def __init__(
+        self, frame_shape, *, latent_channels=2, max_latent_side=4, base_channels=8,
+        max_channels=64, kernel_size=3,
+    ):
+        super().__init__(
+            frame_shape, latent_channels=latent_channels, max_latent_side=max_latent_side,
+            base_channels=base_channels, max_channels=max_channels, kernel_size=kernel_size,
+        )
+        layers = []
+        in_channels = 1
+        for out_channels in self.channels:
+            layers += [
+                nn.Conv2d(
+                    in_channels, out_channels, self.kernel_size, stride=2,
+                    padding=self.kernel_size // 2,
+                ),
+                nn.GELU(),
+            ]
+            in_channels = out_channels
+        layers.append(nn.Conv2d(in_channels, self.latent_channels, 1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, frames):
+        """Encode frames.
+
+        Parameters
+        ----------
+        frames : torch.Tensor of shape (n_frames, height, width)
+            Floating point, same dtype and device as the parameters.
+
+        Returns
+        -------
+        latents : torch.Tensor of shape (n_frames, n_latent)
+            Latent maps of shape ``latent_shape`` flattened in C order (channel, row, column).
+        """
+        if frames.ndim != 3 or tuple(frames.shape[1:]) != self.frame_shape:
+            raise ValueError(
+                f"frames must have shape (n_frames, {self.frame_shape[0]}, "
+                f"{self.frame_shape[1]}), got {tuple(frames.shape)}."
+            )
+        images = _pad_replicate(frames[:, None], self.padded_shape)
+        return self.layers(images).flatten(start_dim=1)
+
+
+class ConvDecoder(_Geometry):
+    """Convolutional decoder from flattened latent maps to frames, mirroring :class:`ConvEncoder`.
+
+    A 1 x 1 convolution from ``latent_channels`` to the deepest encoder width, then ``n_layers``
+    blocks of (nearest-neighbour 2x upsampling, convolution, GELU) walking the encoder channels
+    back, then a linear convolution to one channel, cropped to (height, width).
+
+    Parameters
+    ----------
+    frame_shape : tuple of int
+        (height, width) of the frames.
+    latent_channels : int, default=2
+        Channels of the latent map.
+    max_latent_side : int, default=4
+        Largest side of the latent map; sets the number of upsampling layers.
+    base_channels : int, default=8
+        Channels of the last upsampling block; halved at every layer from the output inwards.
+    max_channels : int, default=64
+        Cap on the channels of any layer.
+    kernel_size : int, default=3
+        Side of the convolution kernels; odd.
+
+    Attributes
+    ----------
+    frame_shape, padded_shape, n_layers, channels, latent_shape, n_latent
+        As in :class:`ConvEncoder` with the same arguments.
+
+    Raises
+    ------
+    ValueError
+        If an argument is not a positive integer (``frame_shape``: two of them; ``kernel_size``:
+        odd), naming the argument.
+
+    See Also
+    --------
+    ConvEncoder : The encoder this decoder mirrors.
+
+    Examples
+    --------
+    >>> import torch
+    >>> decoder = ConvDecoder((5, 7))
+    >>> decoder(torch.zeros(10, decoder.n_latent)).shape
+    torch.Size([10, 5, 7])
+    """
+
+    def __init__(
+        self, frame_shape, *, latent_channels=2, max_latent_side=4, base_channels=8,
+        max_channels=64, kernel_size=3,
+    ):
+        super().__init__(
+            frame_shape, latent_channels=latent_channels, max_latent_side=max_latent_side,
+            base_channels=base_channels, max_channels=max_channels, kernel_size=kernel_size,
+        )
+        padding = self.kernel_size // 2
+        self.stem = nn.Sequential(nn.Conv2d(self.latent_channels, self.channels[-1], 1), nn.GELU())
+        # Block i undoes encoder layer i: channels[i] -> channels[i - 1] (channels[0] at the end).
+        blocks = []
+        for i in reversed(range(self.n_layers)):
+            in_channels, out_channels = self.channels[i], self.channels[max(i - 1, 0)]
+            blocks.append(
+                nn.Sequential(
+                    nn.Conv2d(in_channels, out_channels, self.kernel_size, padding=padding),
+                    nn.GELU(),
+                )
+            )
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(self.channels[0], 1, self.kernel_size, padding=padding)
+
+    def forward(self, latents):
+        """Decode latents.
+
+        Parameters
+        ----------
+        latents : torch.Tensor of shape (n_frames, n_latent)
+            Flattened latent maps (C order), same dtype and device as the parameters.
+
+        Returns
+        -------
+        frames : torch.Tensor of shape (n_frames, height, width)
+            Reconstructed frames (linear output, signed).
+        """
+        if latents.ndim != 2 or latents.shape[1] != self.n_latent:
+            raise ValueError(
+                f"latents must have shape (n_frames, {self.n_latent}), got {tuple(latents.shape)}."
+            )
+        images = self.stem(latents.reshape(latents.shape[0], *self.latent_shape))
+        for block in self.blocks:
+            images = block(_upsample_nearest2x(images))
+        images = self.head(images)
+        height, width = self.frame_shape
+        return images[:, 0, :height, :width]
