@@ -1,0 +1,225 @@
+"""The optimisation loop of :class:`skvarae.SparseVARAutoencoder`.
+
+Read top to bottom: :func:`sequence_loss` is the model's loss on a batch of sequences,
+:func:`make_batches` draws one epoch's batches, and :func:`train` runs Adam with early stopping
+and returns the best weights it saw.
+
+Loss (per batch of sequences x̃ of shape (B, T, H, W), in standardised units)::
+
+    z       = encoder(x̃_t)                       latents, (B, T, d)
+    A, c    = fit_var(z, alpha, lags)            sparse VAR per sequence, from scratch
+    ẑ_t     = c + Σ_k A_k z_{t-k}                one-step forecast, t >= lags
+    loss    = forecast_weight · mean (decoder(ẑ_t) − x̃_t)²
+            + reconstruction_weight · mean (decoder(z_t) − x̃_t)²
+
+``training="end_to_end"`` minimises both terms, so gradients flow through the LARS fit into the
+encoder; ``training="two_stage"`` minimises the reconstruction term alone (a plain autoencoder;
+the VAR is fitted once, after training).
+"""
+
+import copy
+import logging
+import math
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from .var import fit_var, forecast_var
+
+__all__ = ["sequence_loss", "make_batches", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+def encode_frames(encoder, frames):
+    """Encode sequences of frames: (B, T, H, W) -> (B, T, d)."""
+    batch, n_frames = frames.shape[:2]
+    return encoder(frames.flatten(0, 1)).unflatten(0, (batch, n_frames))
+
+
+def decode_latents(decoder, latents):
+    """Decode sequences of latents: (B, T, d) -> (B, T, H, W)."""
+    batch, n_frames = latents.shape[:2]
+    return decoder(latents.flatten(0, 1)).unflatten(0, (batch, n_frames))
+
+
+def sequence_loss(
+    encoder,
+    decoder,
+    frames,
+    *,
+    alpha,
+    lags,
+    training="end_to_end",
+    forecast_weight=1.0,
+    reconstruction_weight=1.0,
+):
+    """Loss of the model on a batch of sequences.
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+        Map frames (N, H, W) to latents (N, d) and back.
+    frames : torch.Tensor of shape (B, T, H, W)
+        Standardised frames of B sequences of equal length T >= lags + 2.
+    alpha : float
+        ℓ1 penalty of the per-sequence VAR fit.
+    lags : int
+        VAR order.
+    training : {"end_to_end", "two_stage"}
+        ``"two_stage"`` uses the reconstruction term only and fits no VAR.
+    forecast_weight, reconstruction_weight : float
+        Weights of the two mean-squared-error terms (see the module docstring).
+
+    Returns
+    -------
+    losses : dict of str to torch.Tensor
+        ``"loss"`` (the scalar to minimise), ``"reconstruction"`` and, for end-to-end training,
+        ``"forecast"``.
+    """
+    latents = encode_frames(encoder, frames)
+    reconstruction = torch.mean((decode_latents(decoder, latents) - frames) ** 2)
+    losses = {"reconstruction": reconstruction}
+    if training == "two_stage":
+        losses["loss"] = reconstruction
+        return losses
+    coef, intercept = fit_var(latents, alpha, lags)
+    forecast_frames = decode_latents(decoder, forecast_var(latents, coef, intercept))
+    forecast = torch.mean((forecast_frames - frames[:, lags:]) ** 2)
+    losses["forecast"] = forecast
+    losses["loss"] = forecast_weight * forecast + reconstruction_weight * reconstruction
+    return losses
+
+
+def make_batches(sequences, batch_size, rng):
+    """Shuffle sequences into batches of equal-length sequences for one epoch.
+
+    Parameters
+    ----------
+    sequences : list of torch.Tensor of shape (T_i, H, W)
+        Training sequences (runs or windows of runs).
+    batch_size : int
+        Maximum number of sequences per batch.
+    rng : numpy.random.RandomState
+        Source of the shuffling.
+
+    Returns
+    -------
+    batches : list of list of int
+        Indices into ``sequences``; every batch holds sequences of one length.
+    """
+    by_length = {}
+    for index in rng.permutation(len(sequences)):
+        by_length.setdefault(len(sequences[index]), []).append(int(index))
+    batches = [
+        indices[start : start + batch_size]
+        for _, indices in sorted(by_length.items())
+        for start in range(0, len(indices), batch_size)
+    ]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def train(
+    encoder,
+    decoder,
+    sequences,
+    *,
+    loss_params,
+    max_epochs,
+    learning_rate,
+    batch_size,
+    tol,
+    n_iter_no_change,
+    rng,
+    device,
+    verbose=0,
+):
+    """Train encoder and decoder with Adam and early stopping on the epoch loss.
+
+    Training stops after ``max_epochs`` epochs, or earlier when the mean epoch loss has not
+    improved by at least ``tol`` for ``n_iter_no_change`` consecutive epochs. The weights of the
+    best epoch are restored in place.
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+        Modules already on ``device``; trained in place.
+    sequences : list of torch.Tensor of shape (T_i, H, W)
+        Standardised training sequences (on the CPU; batches are moved to ``device``).
+    loss_params : dict
+        Keyword arguments of :func:`sequence_loss` (alpha, lags, training, weights).
+    max_epochs, batch_size, n_iter_no_change : int
+    learning_rate, tol : float
+    rng : numpy.random.RandomState
+        Shuffles the batches.
+    device : torch.device
+    verbose : int
+        Show a progress bar with the loss when > 0.
+
+    Returns
+    -------
+    history : list of dict
+        Per epoch: ``epoch``, ``loss``, the loss terms, and ``duration`` in seconds.
+    best_epoch : int
+        The (1-based) epoch whose weights were restored.
+
+    Raises
+    ------
+    FloatingPointError
+        When a loss is NaN or infinite; the message names the epoch. The modules are then left
+        at the best weights seen before.
+    """
+    parameters = list(encoder.parameters()) + list(decoder.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+    best_loss, best_epoch, best_state, epochs_without_improvement = math.inf, 0, None, 0
+    history = []
+    progress = tqdm(range(1, max_epochs + 1), disable=not verbose, desc="training", unit="epoch")
+
+    def restore_best():
+        if best_state is not None:
+            encoder.load_state_dict(best_state[0])
+            decoder.load_state_dict(best_state[1])
+
+    encoder.train()
+    decoder.train()
+    for epoch in progress:
+        start = time.perf_counter()
+        totals, n_sequences = {}, 0
+        for batch in make_batches(sequences, batch_size, rng):
+            frames = torch.stack([sequences[i] for i in batch]).to(device)
+            losses = sequence_loss(encoder, decoder, frames, **loss_params)
+            if not torch.isfinite(losses["loss"]):
+                restore_best()
+                raise FloatingPointError(
+                    f"The training loss became {losses['loss'].item()} at epoch {epoch}; "
+                    "try a smaller learning_rate or check the input for extreme values."
+                )
+            optimizer.zero_grad()
+            losses["loss"].backward()
+            optimizer.step()
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0.0) + value.item() * len(batch)
+            n_sequences += len(batch)
+        record = {name: total / n_sequences for name, total in totals.items()}
+        record.update(epoch=epoch, duration=time.perf_counter() - start)
+        history.append(record)
+        progress.set_postfix(loss=f"{record['loss']:.4g}")
+        logger.debug("epoch %d: %s", epoch, record)
+
+        if record["loss"] < best_loss - tol:
+            epochs_without_improvement = 0
+        else:
+            epochs_without_improvement += 1
+        if record["loss"] < best_loss:
+            best_loss, best_epoch = record["loss"], epoch
+            best_state = (copy.deepcopy(encoder.state_dict()), copy.deepcopy(decoder.state_dict()))
+        if epochs_without_improvement >= n_iter_no_change:
+            logger.info("stopping early at epoch %d: no improvement above tol", epoch)
+            break
+    progress.close()
+    restore_best()
+    encoder.eval()
+    decoder.eval()
+    return history, best_epoch
+
