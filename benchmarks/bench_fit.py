@@ -1,0 +1,139 @@
+"""Training speed of SparseVARAutoencoder: end-to-end versus two-stage (the named baseline).
+
+Fits a 4-run x 500-frame x 64x64 simulated movie set and prints, per training mode: training
+frames per second, the time per optimisation step, the share of step time spent in the LARS
+fit (forward solve; the backward pass through the closed form is measured separately), and
+peak memory. Ratios are against two-stage training (a plain autoencoder step, no VAR), measured
+in the same run.
+
+    python benchmarks/bench_fit.py                 # CPU, the issue's sizes
+    python benchmarks/bench_fit.py --device cuda   # GPU
+    python benchmarks/bench_fit.py --quick         # smaller, a few seconds
+"""
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+
+import skvarae.var
+from skvarae import SparseVARAutoencoder, make_calcium_movies
+
+
+class LarsTimer:
+    """Wrap skvarae.var.lasso_lars to accumulate the time spent in the LARS forward solve."""
+
+    def __init__(self, device):
+        self.device = device
+        self.seconds = 0.0
+        self.calls = 0
+        self._original = skvarae.var.lasso_lars
+
+    def __enter__(self):
+        def timed(*args, **kwargs):
+            self._sync()
+            start = time.perf_counter()
+            out = self._original(*args, **kwargs)
+            self._sync()
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+            return out
+
+        skvarae.var.lasso_lars = timed
+        return self
+
+    def __exit__(self, *exc):
+        skvarae.var.lasso_lars = self._original
+
+    def _sync(self):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+
+def peak_memory_mb(device):
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def run(movies, training, args):
+    model = SparseVARAutoencoder(
+        training=training,
+        alpha=args.alpha,
+        max_epochs=args.epochs,
+        n_iter_no_change=args.epochs,  # no early stop: time a fixed amount of work
+        batch_size=args.batch_size,
+        window=args.window,
+        latent_channels=args.latent_channels,
+        device=args.device,
+        random_state=0,
+    )
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    with LarsTimer(args.device) as lars:
+        start = time.perf_counter()
+        model.fit(movies)
+        total = time.perf_counter() - start
+    train_time = sum(h["duration"] for h in model.history_)
+    n_frames = movies.shape[0] * movies.shape[1]
+    n_steps = model.n_iter_ * int(np.ceil(len(movies) * np.ceil(movies.shape[1] / args.window)
+                                          / args.batch_size))
+    return dict(
+        training=training,
+        fps=n_frames * model.n_iter_ / train_time,
+        step_ms=1e3 * train_time / n_steps,
+        lars_share=lars.seconds / total,
+        lars_calls=lars.calls,
+        fit_s=total,
+        peak_mb=peak_memory_mb(args.device),
+        d=int(np.prod(model.latent_shape_)),
+        sparsity=float(np.mean(model.coef_ == 0)),
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--window", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--latent-channels", type=int, default=2)
+    parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--quick", action="store_true", help="2 runs x 200 frames x 32x32")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.frames, args.size, args.epochs = 2, 200, 32, 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    data = make_calcium_movies(
+        n_runs=args.runs, n_frames=args.frames, frame_shape=(args.size, args.size), random_state=0
+    )
+    movies = data.movies
+    print(
+        f"# {args.runs} runs x {args.frames} frames x {args.size}x{args.size}, device={args.device},"
+        f" torch threads={torch.get_num_threads()}, epochs={args.epochs}, window={args.window},"
+        f" batch_size={args.batch_size}, torch {torch.__version__}"
+    )
+    # Two-stage first: it is the baseline, and it warms up the allocator and kernels.
+    results = [run(movies, "two_stage", args), run(movies, "end_to_end", args)]
+    baseline = results[0]
+    print()
+    print("| training | d | frames/s | ms/step | LARS fwd share | peak MB | fit s | vs two-stage |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['training']} | {r['d']} | {r['fps']:.0f} | {r['step_ms']:.1f} |"
+            f" {100 * r['lars_share']:.0f}% ({r['lars_calls']} calls) | {r['peak_mb']:.0f} |"
+            f" {r['fit_s']:.1f} | {r['step_ms'] / baseline['step_ms']:.2f}x time |"
+        )
+
+
+if __name__ == "__main__":
+    main()
