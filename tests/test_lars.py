@@ -1,0 +1,542 @@
+"""Tests of skvarae.lars.lasso_lars against scikit-learn's LARS and the lasso optimality."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LassoLars, lars_path
+
+from skvarae.lars import LarsInfo, lasso_lars
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def solve(X, Y, alpha, **kwargs):
+    """lasso_lars on numpy float64 data (2-D X, 1-D or 2-D Y) -> numpy coef (k, p) [, info]."""
+    Y = np.asarray(Y)
+    Y2 = Y[:, None] if Y.ndim == 1 else Y
+    out = lasso_lars(torch.from_numpy(np.asarray(X)), torch.from_numpy(Y2), alpha, **kwargs)
+    if kwargs.get("return_info"):
+        return out[0].numpy(), out[1]
+    return out.numpy()
+
+
+def sklearn_path_end(X, y, alpha, **kwargs):
+    """Last coefficients of lars_path(method="lasso", alpha_min=alpha), shape (p,)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _, _, coefs = lars_path(X, y, method="lasso", alpha_min=alpha, **kwargs)
+    return coefs[:, -1]
+
+
+def objective(X, y, b, alpha):
+    return ((y - X @ b) ** 2).sum() / (2 * X.shape[0]) + alpha * np.abs(b).sum()
+
+
+def alpha_max(X, y):
+    return np.abs(X.T @ y).max() / X.shape[0]
+
+
+def assert_kkt(X, y, b, alpha, active, signs, rtol=1e-8):
+    """Lasso optimality, stated on the solver's own active set and signs.
+
+    g = X^T (y - X b) / n must equal alpha * s_j on the active set (with b_j of sign s_j or 0)
+    and stay within [-alpha, alpha] off it, where b_j = 0.
+    """
+    active = np.asarray(active, dtype=bool)
+    signs = np.asarray(signs, dtype=float)
+    g = X.T @ (y - X @ b) / X.shape[0]
+    assert np.all(b[~active] == 0.0)
+    assert np.all(b[active] * signs[active] >= 0.0), "an active coefficient has the wrong sign"
+    assert np.all(np.abs(signs[active]) == 1.0)
+    if active.any():
+        assert np.abs(g[active] - alpha * signs[active]).max() <= rtol * alpha
+    if (~active).any():
+        assert np.abs(g[~active]).max() <= alpha * (1.0 + rtol)
+
+
+def assert_matches_sklearn(X, y, b, info_active, info_signs, alpha):
+    ref = sklearn_path_end(X, y, alpha)
+    scale = max(1.0, np.abs(ref).max())
+    np.testing.assert_allclose(b, ref, rtol=0, atol=1e-8 * scale)
+    f, f_ref = objective(X, y, b, alpha), objective(X, y, ref, alpha)
+    assert abs(f - f_ref) <= 1e-9 * f_ref
+    assert_kkt(X, y, b, alpha, info_active, info_signs)
+
+
+def random_problem(rng, n, p, k=1, sparsity=3):
+    X = rng.standard_normal((n, p))
+    B = np.zeros((p, k))
+    support = rng.choice(p, size=min(sparsity, p), replace=False)
+    B[support] = rng.standard_normal((len(support), k))
+    Y = X @ B + 0.5 * rng.standard_normal((n, k))
+    return X, Y
+
+
+# R's lars (type="lasso", intercept=FALSE) on the data of scikit-learn issue 7778, copied from
+# sklearn/linear_model/tests/test_least_angle.py::test_lasso_lars_vs_R_implementation. Column i of
+# R_COEF is the coefficient vector at the i-th knot of the path; variables 1 and 2 leave the active
+# set and come back.
+R_Y = np.array([-6.45006793, -3.51251449, -8.52445396, 6.12277822, -19.42109366])
+R_X = np.array([
+    [0.47299829, 0, 0, 0, 0],
+    [0.08239882, 0.85784863, 0, 0, 0],
+    [0.30114139, -0.07501577, 0.80895216, 0, 0],
+    [-0.01460346, -0.1015233, 0.0407278, 0.80338378, 0],
+    [-0.69363927, 0.06754067, 0.18064514, -0.0803561, 0.40427291],
+]).T
+R_COEF = np.array([
+    [0, 0, 0, 0, 0, -79.810362809499026, -83.528788732782829, -83.777653739190711,
+     -83.784156932888934, -84.033390591756657],
+    [0, 0, 0, 0, -0.476624256777266, 0, 0, 0, 0, 0.025219751009936],
+    [0, -3.577397088285891, -4.702795355871871, -7.016748621359461, -7.614898471899412,
+     -0.336938391359179, 0, 0, 0.001213370600853, 0.048162321585148],
+    [0, 0, 0, 2.231558436628169, 2.723267514525966, 2.811549786389614, 2.813766976061531,
+     2.817462468949557, 2.817368178703816, 2.816221090636795],
+    [0, 0, -1.218422599914637, -3.457726183014808, -4.021304522060710, -45.827461592423745,
+     -47.776608869312305, -47.911561610746404, -47.914845922736234, -48.039562334265717],
+])
+
+
+def r_knots():
+    """alphas of the R path (scikit-learn reproduces them), from largest to 0."""
+    alphas, _, coefs = lars_path(R_X, R_Y, method="lasso")
+    np.testing.assert_allclose(coefs, R_COEF, atol=1e-9)
+    return alphas
+
+
+# ---------------------------------------------------------------------------------------------
+# agreement with scikit-learn
+
+
+@pytest.mark.parametrize("n, p", [(40, 12), (25, 25), (12, 30), (60, 40)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_lars_path_on_random_designs(n, p, seed):
+    rng = np.random.default_rng(seed)
+    X, Y = random_problem(rng, n, p, k=4)
+    for frac in [0.95, 0.5, 0.1, 0.01]:
+        alpha = frac * min(alpha_max(X, Y[:, t]) for t in range(Y.shape[1]))
+        coef, info = solve(X, Y, alpha, return_info=True)
+        assert info.converged.all()
+        for t in range(Y.shape[1]):
+            assert_matches_sklearn(X, Y[:, t], coef[t], info.active[t], info.signs[t], alpha)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 0.05, 0.005])
+def test_matches_lasso_lars_estimator_multi_target(alpha):
+    rng = np.random.default_rng(3)
+    X, Y = random_problem(rng, 50, 15, k=5)
+    reference = LassoLars(alpha=alpha, fit_intercept=False).fit(X, Y).coef_
+    coef = solve(X, Y, alpha)
+    atol = 1e-8 * max(1, np.abs(reference).max())
+    np.testing.assert_allclose(coef, reference, rtol=0, atol=atol)
+
+
+def test_r_lars_path_with_drops_and_re_entries():
+    alphas = r_knots()
+    # At every knot of R's path (including alpha = 0, the least-squares end).
+    for i, alpha in enumerate(alphas):
+        coef = solve(R_X, R_Y, alpha)[0]
+        np.testing.assert_allclose(coef, R_COEF[:, i], rtol=0, atol=1e-9 * np.abs(R_COEF).max())
+    # Between knots the solver's active sets follow R's supports; a variable really leaves and
+    # comes back.
+    supports = []
+    for i in range(len(alphas) - 1):
+        mid = 0.5 * (alphas[i] + alphas[i + 1])
+        coef, info = solve(R_X, R_Y, mid, return_info=True)
+        expected = (R_COEF[:, i] != 0) | (R_COEF[:, i + 1] != 0)
+        np.testing.assert_array_equal(info.active[0].numpy(), expected)
+        assert_kkt(R_X, R_Y, coef[0], mid, info.active[0], info.signs[0])
+        supports.append(info.active[0].numpy())
+    supports = np.array(supports)
+    left = supports[:-1] & ~supports[1:]
+    came_back = [j for j in range(5) if left[:, j].any() and supports[-1, j]]
+    assert left.any(), "the R path must contain a drop step"
+    assert came_back == [1, 2]
+
+
+def test_diabetes_entry_order_and_coefficients():
+    X, y = load_diabetes(return_X_y=True)
+    alphas, active_order, coefs = lars_path(X, y, method="lasso")
+    mids = 0.5 * (alphas[:-1] + alphas[1:])  # one alpha inside each segment of the path
+    last_entry = {}
+    previous = np.zeros(X.shape[1], dtype=bool)
+    for i, mid in enumerate(mids):
+        coef, info = solve(X, y, mid, return_info=True)
+        ref = 0.5 * (coefs[:, i] + coefs[:, i + 1])  # the path is linear between knots
+        np.testing.assert_allclose(coef[0], ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+        current = info.active[0].numpy()
+        for j in np.flatnonzero(current & ~previous):
+            last_entry[j] = i
+        previous = current
+    # Order of (last) entry equals lars_path's `active` list; one variable is dropped and re-added.
+    order = sorted(last_entry, key=lambda j: (last_entry[j], j))
+    assert order == list(active_order)
+    assert len(mids) > X.shape[1]
+    coef = solve(X, y, 0.0)[0]
+    np.testing.assert_allclose(coef, coefs[:, -1], rtol=0, atol=1e-8 * np.abs(coefs).max())
+
+
+def test_batched_problems_equal_single_problems():
+    rng = np.random.default_rng(4)
+    n, p, k = 30, 10, 3
+    X = rng.standard_normal((2, 3, n, p))
+    B = rng.standard_normal((2, 3, p, k)) * (rng.random((2, 3, p, k)) < 0.3)
+    Y = X @ B
+    Y += 0.3 * rng.standard_normal(Y.shape)
+    alpha = 0.05
+    coef, info = lasso_lars(torch.from_numpy(X), torch.from_numpy(Y), alpha, return_info=True)
+    assert coef.shape == (2, 3, k, p)
+    assert info.active.shape == info.signs.shape == (2, 3, k, p)
+    assert info.n_iter.shape == info.converged.shape == (2, 3, k)
+    for a in range(2):
+        for b in range(3):
+            for t in range(k):
+                ref = sklearn_path_end(X[a, b], Y[a, b, :, t], alpha)
+                atol = 1e-9 * max(1, np.abs(ref).max())
+                np.testing.assert_allclose(coef[a, b, t].numpy(), ref, rtol=0, atol=atol)
+                single = solve(X[a, b], Y[a, b, :, t], alpha)[0]
+                np.testing.assert_allclose(coef[a, b, t].numpy(), single, rtol=0, atol=1e-12)
+
+
+def test_batch_dimensions_broadcast():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((20, 6))
+    Y = rng.standard_normal((4, 20, 2))
+    coef = lasso_lars(torch.from_numpy(X)[None], torch.from_numpy(Y), 0.05)
+    assert coef.shape == (4, 2, 6)
+    for i in range(4):
+        np.testing.assert_allclose(coef[i].numpy(), solve(X, Y[i], 0.05), rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients
+
+
+def gradcheck_point(seed, n=15, p=5, k=2, frac=0.3):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(2, n, p, generator=g, dtype=torch.float64)
+    B = torch.randn(2, p, k, generator=g, dtype=torch.float64)
+    Y = X @ B + torch.randn(2, n, k, generator=g, dtype=torch.float64)
+    alpha = frac * (X.mT @ Y).abs().amax().item() / n
+    return X.requires_grad_(), Y.requires_grad_(), alpha
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradcheck_in_float64(seed):
+    X, Y, alpha = gradcheck_point(seed)
+    _, info = lasso_lars(X, Y, alpha, return_info=True)
+    assert info.active.any() and not info.active.all()  # a genuinely sparse point
+    assert torch.autograd.gradcheck(lambda X, Y: lasso_lars(X, Y, alpha), (X, Y),
+                                    eps=1e-6, atol=1e-7)
+
+
+def test_gradient_equals_closed_form():
+    """d(v . b)/dy = X_A z and d(v . b)/dX_A = (y - X b) z^T - X z b_A^T with z = G_AA^{-1} v_A."""
+    rng = np.random.default_rng(6)
+    X, Y = random_problem(rng, 30, 8)
+    y = Y[:, 0]
+    alpha = 0.2 * alpha_max(X, y)
+    v = rng.standard_normal(8)
+    Xt = torch.from_numpy(X).requires_grad_()
+    Yt = torch.from_numpy(Y).requires_grad_()
+    coef, info = lasso_lars(Xt, Yt, alpha, return_info=True)
+    (coef[0] @ torch.from_numpy(v)).backward()
+
+    A = info.active[0].numpy()
+    b = coef[0].detach().numpy()
+    XA = X[:, A]
+    z = np.linalg.solve(XA.T @ XA, v[A])
+    grad_X = np.zeros_like(X)
+    grad_X[:, A] = np.outer(y - X @ b, z) - np.outer(XA @ z, b[A])
+    np.testing.assert_allclose(Yt.grad.numpy()[:, 0], XA @ z, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(Xt.grad.numpy(), grad_X, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.5, 1e3])
+def test_zero_solution_has_zero_gradient(factor):
+    rng = np.random.default_rng(7)
+    X, Y = random_problem(rng, 20, 6, k=3)
+    alpha = factor * max(alpha_max(X, Y[:, t]) for t in range(3))
+    Xt = torch.from_numpy(X).requires_grad_()
+    Yt = torch.from_numpy(Y).requires_grad_()
+    coef, info = lasso_lars(Xt, Yt, alpha, return_info=True)
+    assert torch.all(coef == 0) and not info.active.any()
+    coef.sum().backward()
+    assert Xt.grad is not None and Yt.grad is not None
+    assert torch.all(Xt.grad == 0) and torch.all(Yt.grad == 0)
+
+
+def test_dropped_variable_is_not_in_gradient_active_set():
+    """Just after a drop knot the dropped coefficient is exactly 0 and carries no gradient.
+
+    Regression test for taking ``coef != 0`` as the active set: a coefficient that crossed zero
+    can be left as a rounding residue along the path.
+    """
+    alphas = r_knots()
+    # Knot 5 is where variable 1 leaves (R_COEF[1, 5] == 0 after being non-zero at knot 4).
+    assert R_COEF[1, 4] != 0 and R_COEF[1, 5] == 0
+    alpha = alphas[5] * (1 - 1e-9) + alphas[6] * 1e-9  # just below the drop knot
+    Xt = torch.from_numpy(R_X).requires_grad_()
+    Yt = torch.from_numpy(R_Y[:, None].copy()).requires_grad_()
+    coef, info = lasso_lars(Xt, Yt, alpha, return_info=True)
+    active = info.active[0].numpy()
+    np.testing.assert_array_equal(active, [True, False, True, True, True])
+    assert coef[0, 1].item() == 0.0
+    coef[0].sum().backward()
+    XA = R_X[:, active]
+    z = np.linalg.solve(XA.T @ XA, np.ones(active.sum()))
+    np.testing.assert_allclose(Yt.grad.numpy()[:, 0], XA @ z, rtol=1e-9)
+    assert torch.all(Xt.grad[:, 1] == 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# known traps
+
+
+def test_float32_close_to_float64_on_long_path():
+    rng = np.random.default_rng(8)
+    X, Y = random_problem(rng, 150, 70, k=3, sparsity=30)
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    alpha = 0.002 * alpha_max(X, Y[:, 0])
+    c32, info32 = lasso_lars(torch.from_numpy(X32), torch.from_numpy(Y32), alpha, return_info=True)
+    assert c32.dtype == torch.float32 and info32.signs.dtype == torch.float32
+    assert info32.n_iter.min() >= 60  # a long path
+    # Same as the float64 solver on the float32-rounded data, to float32 output precision ...
+    c64r = solve(X32.astype(np.float64), Y32.astype(np.float64), alpha)
+    np.testing.assert_allclose(c32.numpy(), c64r, rtol=0, atol=1e-6 * np.abs(c64r).max())
+    # ... and close to the float64 answer on the original data.
+    c64 = solve(X, Y, alpha)
+    np.testing.assert_allclose(c32.numpy(), c64, rtol=0, atol=1e-4 * np.abs(c64).max())
+    for t in range(3):
+        ref = sklearn_path_end(X32.astype(np.float64), Y32[:, t].astype(np.float64), alpha)
+        np.testing.assert_allclose(c32[t].numpy(), ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+
+
+def test_max_iter_truncation_warns_and_flags():
+    rng = np.random.default_rng(9)
+    X, Y = random_problem(rng, 40, 10, k=3)
+    Y = np.column_stack([Y, np.zeros(40)])  # the zero target needs no step at all
+    alpha = 1e-3
+    with pytest.warns(ConvergenceWarning, match=r"max_iter=2 reached .* for 3 of 4 problems"):
+        coef, info = solve(X, Y, alpha, max_iter=2, return_info=True)
+    np.testing.assert_array_equal(info.converged.numpy(), [False, False, False, True])
+    np.testing.assert_array_equal(info.n_iter.numpy(), [2, 2, 2, 0])
+    # The truncated coefficients are scikit-learn's path point after 2 steps.
+    for t in range(3):
+        ref = sklearn_path_end(X, Y[:, t], alpha, max_iter=2)
+        np.testing.assert_allclose(coef[t], ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, info = solve(X, Y, alpha, return_info=True)  # the default is enough: no warning
+    assert info.converged.all()
+
+
+def test_duplicated_and_collinear_columns_give_sklearn_fitted_values():
+    rng = np.random.default_rng(10)
+    X, Y = random_problem(rng, 30, 8)
+    y = Y[:, 0]
+    designs = {
+        "duplicated": np.hstack([X, X[:, [0, 3]]]),
+        "negated duplicate": np.hstack([X, -X[:, [2]]]),
+        "collinear": np.hstack([X, X[:, [0]] - X[:, [1]]]),
+    }
+    for name, D in designs.items():
+        for frac in [0.3, 0.05, 0.0]:
+            alpha = frac * alpha_max(D, y)
+            coef, info = solve(D, y, alpha, return_info=True)
+            assert np.isfinite(coef).all() and info.converged.all(), name
+            if alpha > 0:
+                ref = sklearn_path_end(D, y, alpha)
+                assert_kkt(D, y, coef[0], alpha, info.active[0], info.signs[0])
+            else:
+                # scikit-learn's absolute pivot threshold (1e-7) misses some duplicates at the
+                # end of the path and then stops early; the least-squares fit is unique.
+                ref = np.linalg.lstsq(D, y, rcond=None)[0]
+            np.testing.assert_allclose(D @ coef[0], D @ ref, rtol=0, atol=1e-9 * np.abs(y).max(),
+                                       err_msg=name)
+
+
+def test_tied_correlations_solve_the_lasso():
+    """Orthogonal design with equal correlations: the solution is soft-thresholding.
+
+    All regressors tie at every step; one joins per step with a zero-length step. (scikit-learn's
+    lars_path stops early on this design.)
+    """
+    X = np.vstack([np.eye(4), np.eye(4)])
+    y = np.array([1.0, 1, -1, 1, 1, 1, -1, 1])
+    n = 8
+    for alpha in [0.0, 0.05, 0.2, 0.3]:
+        coef, info = solve(X, y, alpha, return_info=True)
+        expected = np.sign(X.T @ y) * np.maximum(np.abs(X.T @ y) - n * alpha, 0) / 2
+        np.testing.assert_allclose(coef[0], expected, atol=1e-12)
+        assert info.converged.all()
+
+
+def test_many_ties_and_duplicates_terminate_without_nan():
+    """Integer designs (many exact ties) with duplicated columns: the lasso is still solved."""
+    rng = np.random.default_rng(11)
+    for _ in range(15):
+        n, p = rng.integers(4, 15), rng.integers(3, 12)
+        X = rng.integers(-1, 2, size=(n, p)).astype(float)
+        X = np.hstack([X, X[:, : rng.integers(1, p + 1)]])
+        y = rng.integers(-3, 4, size=n).astype(float)
+        if not np.any(X.T @ y):
+            continue
+        for frac in [0.05, 0.3, 0.7]:
+            alpha = frac * alpha_max(X, y)
+            coef, info = solve(X, y, alpha, return_info=True)
+            assert np.isfinite(coef).all() and info.converged.all()
+            assert_kkt(X, y, coef[0], alpha, info.active[0], info.signs[0], rtol=1e-9)
+            # Optimal: never worse than scikit-learn (which is sometimes worse on such designs).
+            ref = sklearn_path_end(X, y, alpha)
+            assert objective(X, y, coef[0], alpha) <= objective(X, y, ref, alpha) * (1 + 1e-12)
+
+
+def test_alpha_zero_is_least_squares_when_n_greater_than_p():
+    rng = np.random.default_rng(12)
+    X, Y = random_problem(rng, 50, 12, k=3)
+    coef = solve(X, Y, 0.0)
+    lstsq = np.linalg.lstsq(X, Y, rcond=None)[0].T
+    np.testing.assert_allclose(coef, lstsq, rtol=0, atol=1e-10 * np.abs(lstsq).max())
+
+
+def test_alpha_zero_with_n_less_than_p_interpolates_like_sklearn():
+    rng = np.random.default_rng(13)
+    X, Y = random_problem(rng, 10, 25)
+    coef, info = solve(X, Y, 0.0, return_info=True)
+    assert info.active.sum() == 10
+    np.testing.assert_allclose(X @ coef[0], Y[:, 0], atol=1e-10)
+    np.testing.assert_allclose(coef[0], sklearn_path_end(X, Y[:, 0], 0.0), atol=1e-8)
+
+
+@pytest.mark.parametrize("target", ["zero", "constant"])
+def test_zero_and_constant_targets(target):
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((20, 5))
+    y = np.zeros(20) if target == "zero" else np.full(20, 3.0)
+    for alpha in [0.0, 0.1]:
+        coef, info = solve(X, y, alpha, return_info=True)
+        assert np.isfinite(coef).all() and info.converged.all()
+        np.testing.assert_allclose(coef[0], sklearn_path_end(X, y, alpha), atol=1e-10)
+
+
+@pytest.mark.parametrize("x_scale, y_scale", [(1e6, 1.0), (1e-5, 1e-7), (1.0, 1e8)])
+def test_scale_invariance(x_scale, y_scale):
+    """coef(c X, d y, c d alpha) = (d / c) coef(X, y, alpha): all tolerances are relative."""
+    rng = np.random.default_rng(18)
+    X, Y = random_problem(rng, 30, 12, k=2)
+    X[:, 5] = X[:, 2]  # and a degenerate column
+    alpha = 0.02
+    coef, info = solve(X, Y, alpha, return_info=True)
+    scaled, scaled_info = solve(x_scale * X, y_scale * Y, x_scale * y_scale * alpha,
+                                return_info=True)
+    np.testing.assert_array_equal(scaled_info.active, info.active)
+    np.testing.assert_allclose(scaled * x_scale / y_scale, coef,
+                               rtol=0, atol=1e-10 * np.abs(coef).max())
+
+
+def test_inputs_are_not_modified():
+    rng = np.random.default_rng(15)
+    for dtype in [torch.float32, torch.float64]:
+        X = torch.from_numpy(rng.standard_normal((2, 20, 6))).to(dtype).requires_grad_()
+        Y = torch.from_numpy(rng.standard_normal((2, 20, 3))).to(dtype)
+        X_before, Y_before = X.detach().clone(), Y.clone()
+        coef = lasso_lars(X, Y, 0.01)
+        coef.sum().backward()
+        assert torch.equal(X.detach(), X_before) and torch.equal(Y, Y_before)
+        assert X.dtype == dtype and Y.dtype == dtype
+
+
+def test_non_contiguous_inputs_and_output_dtype():
+    rng = np.random.default_rng(16)
+    Xt = torch.from_numpy(rng.standard_normal((6, 20)))  # transposed view below
+    Y = torch.from_numpy(rng.standard_normal((3, 20))).float()
+    coef = lasso_lars(Xt.T, Y.T, 0.05)
+    assert coef.dtype == torch.float64  # promote_types(float64, float32)
+    expected = solve(Xt.T.numpy().copy(), Y.T.double().numpy().copy(), 0.05)
+    np.testing.assert_allclose(coef.numpy(), expected,
+                               atol=1e-12)
+
+
+def test_info_is_a_named_tuple_and_empty_targets():
+    X = torch.randn(10, 4, dtype=torch.float64)
+    coef, info = lasso_lars(X, torch.zeros(10, 0, dtype=torch.float64), 0.1, return_info=True)
+    assert isinstance(info, LarsInfo)
+    assert coef.shape == (0, 4) and info.active.shape == (0, 4) and info.n_iter.shape == (0,)
+    coef, info = lasso_lars(X, torch.randn(10, 2, dtype=torch.float64), 0.01, return_info=True)
+    assert info._fields == ("active", "signs", "n_iter", "converged")
+    assert info.active.dtype == torch.bool and info.n_iter.dtype == torch.int64
+    assert set(info.signs.unique().tolist()) <= {-1.0, 0.0, 1.0}
+
+
+def test_alpha_as_zero_dim_tensor():
+    X = torch.randn(15, 4, dtype=torch.float64)
+    Y = torch.randn(15, 2, dtype=torch.float64)
+    torch.testing.assert_close(lasso_lars(X, Y, torch.tensor(0.05)), lasso_lars(X, Y, 0.05))
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks
+
+X_OK = torch.zeros(5, 3, dtype=torch.float64)
+Y_OK = torch.zeros(5, 2, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("X, Y, alpha, kwargs, error, match", [
+    (X_OK, Y_OK, -0.1, {}, ValueError, r"alpha must be a finite non-negative number, got -0.1"),
+    (X_OK, Y_OK, float("nan"), {}, ValueError, r"alpha must be a finite non-negative .* got nan"),
+    (X_OK, Y_OK, float("inf"), {}, ValueError, r"alpha must be a finite non-negative"),
+    (X_OK, Y_OK, "0.1", {}, TypeError, r"alpha must be a real number, got str"),
+    (X_OK, Y_OK, True, {}, TypeError, r"alpha must be a real number, got bool"),
+    (X_OK, Y_OK, torch.ones(2), {}, TypeError, r"alpha must be a real number or a 0-d real"),
+    (np.zeros((5, 3)), Y_OK, 0.1, {}, TypeError, r"X must be a torch.Tensor .* got numpy.ndarray"),
+    (X_OK, [[0.0]] * 5, 0.1, {}, TypeError, r"Y must be a torch.Tensor .* got builtins.list"),
+    (X_OK.long(), Y_OK, 0.1, {}, TypeError, r"X must have a real floating dtype .* torch.int64"),
+    (X_OK, Y_OK.bool(), 0.1, {}, TypeError, r"Y must have a real floating dtype .* torch.bool"),
+    (X_OK[0], Y_OK, 0.1, {}, ValueError, r"X must have shape \(..., n_samples, n_features\)"),
+    (X_OK, Y_OK[:, 0], 0.1, {}, ValueError, r"Y must have shape .* Y\[..., None\]"),
+    (X_OK, Y_OK[:4], 0.1, {}, ValueError, r"same number of samples .* \(5, 3\) .* \(4, 2\)"),
+    (X_OK.expand(2, 5, 3), Y_OK.expand(3, 5, 2), 0.1, {}, ValueError,
+     r"\(2,\) and Y \(3,\) do not broadcast"),
+    (X_OK[:, :0], Y_OK, 0.1, {}, ValueError, r"at least one sample and one feature"),
+    (X_OK.index_fill(0, torch.tensor([1]), float("nan")), Y_OK, 0.1, {}, ValueError,
+     r"X contains NaN or infinity"),
+    (X_OK, Y_OK.index_fill(0, torch.tensor([1]), float("inf")), 0.1, {}, ValueError,
+     r"Y contains NaN or infinity"),
+    (X_OK, Y_OK, 0.1, {"max_iter": -1}, ValueError,
+     r"max_iter must be None or a non-negative integer, got -1"),
+    (X_OK, Y_OK, 0.1, {"max_iter": 2.5}, ValueError, r"max_iter must be .* got 2.5"),
+    (X_OK, Y_OK, 0.1, {"eps": 0.0}, ValueError, r"eps must be a positive finite number, got 0.0"),
+])
+def test_bad_arguments_raise_clear_errors(X, Y, alpha, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        lasso_lars(X, Y, alpha, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_matches_cpu(dtype):
+    rng = np.random.default_rng(17)
+    X, Y = random_problem(rng, 60, 20, k=6, sparsity=8)
+    X = torch.from_numpy(X).to(dtype).expand(3, 60, 20).clone()
+    Y = torch.from_numpy(Y).to(dtype).expand(3, 60, 6).clone()
+    alpha = 0.02
+    coef_cpu, info_cpu = lasso_lars(X, Y, alpha, return_info=True)
+    Xc, Yc = X.cuda().requires_grad_(), Y.cuda().requires_grad_()
+    coef_gpu, info_gpu = lasso_lars(Xc, Yc, alpha, return_info=True)
+    assert coef_gpu.device.type == "cuda" and coef_gpu.dtype == dtype
+    assert torch.equal(info_gpu.active.cpu(), info_cpu.active)
+    tol = 1e-10 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(coef_gpu.cpu(), coef_cpu, rtol=tol, atol=tol)
+    coef_gpu.sum().backward()
+    assert torch.isfinite(Xc.grad).all() and torch.isfinite(Yc.grad).all()
