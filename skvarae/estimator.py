@@ -17,6 +17,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .contribution import contribution_map as _contribution_map
+from .contribution import contribution_maps
 from .io import check_runs, iter_frame_batches
 from .network import ConvDecoder, ConvEncoder
 from .training import train
@@ -117,6 +119,9 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         lag ``k`` on latent ``i`` in run ``r`` (statsmodels' order).
     intercept_ : ndarray of shape (n_runs, d)
         VAR constants per training run.
+    contribution_maps_ : ndarray of shape (n_runs, height, width)
+        Contribution map of each training run (weighted by ``coef_[r]``), computed at the end of
+        ``fit``; see :meth:`contribution_map`.
     latent_shape_ : tuple of int
         ``(channels, h, w)`` of the latent map.
     mean_frame_ : ndarray of shape (height, width)
@@ -294,6 +299,9 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         coefs, intercepts = zip(*(self._fit_run_var(run) for run in runs))
         self.coef_ = np.stack(coefs)
         self.intercept_ = np.stack(intercepts)
+        self.contribution_maps_ = contribution_maps(
+            encoder, runs, self.coef_, offset=offset, scale=scale, baseline=mean_frame
+        )
         return self
 
     def _frame_statistics(self, runs):
@@ -479,6 +487,79 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             scores.append(1.0 - residual / total if total > 0 else float(residual == 0))
         return float(np.mean(scores))
 
+    def contribution_map(self, X=None, *, per_run=False):
+        """How much each pixel drives the learned dynamics: the contribution map Ω.
+
+        For each run r (T_r frames), with the encoder's Jacobian J_t = ∂z/∂x̃ at the
+        standardised frame x̃_t, the deviation δ_t = (x_t - mean_frame_) / scale_ of the frame
+        from the mean frame, and the outgoing VAR coefficient mass w_j = Σ_k Σ_i |A_k[i, j]| of
+        latent j in run r::
+
+            Ω_r[p] = (1 / T_r) Σ_t Σ_j w_j |J_t[j, p] · δ_t[p]|,    Ω = (1 / n_runs) Σ_r Ω_r.
+
+        The encoder's sensitivity of each latent to each pixel times the pixel's activity
+        (gradient × deviation), weighted by how strongly the latent drives the VAR forecasts,
+        averaged over frames, then over runs (each run weighted equally). The reasons for this
+        variant are in :mod:`skvarae.contribution`. A difference map between two conditions is
+        ``model.contribution_map(X_a) - model.contribution_map(X_b)``
+        (:func:`skvarae.contribution.difference_map`).
+
+        Parameters
+        ----------
+        X : runs, optional
+            See the class Notes; frames of shape ``frame_shape_``. Each run's VAR is refitted on
+            its latents (as in :meth:`transform`) to give its weights. ``None`` returns the maps
+            of the training runs (``contribution_maps_``, weighted by ``coef_``).
+        per_run : bool, default=False
+            Return one map per run instead of their mean.
+
+        Returns
+        -------
+        omega : ndarray of shape (height, width), or (n_runs, height, width)
+            Non-negative float64 map(s), in the units of the latents; (n_runs, height, width)
+            with ``per_run=True``.
+        """
+        return _contribution_map(self, X, per_run=per_run)
+
+    def compare_sequences(
+        self, X_a, X_b, *, n_permutations=1000, random_state=None, n_jobs=None, **kwargs
+    ):
+        """Permutation test of whether two sets of runs share the same dynamics.
+
+        Shortcut for :func:`skvarae.stats.compare_sequences` ``(self, X_a, X_b, ...)``: runs
+        are encoded by this model, one sparse VAR is fitted per run (or block of a run), and the
+        condition labels are permuted across them.
+
+        Parameters
+        ----------
+        X_a, X_b : runs
+            Runs of the two conditions; frames of shape ``frame_shape_``.
+        n_permutations : int, default=1000
+            Exact enumeration when all relabellings fit, else the number of random permutations.
+        random_state : int, RandomState instance or None, default=None
+            Source of the random permutations.
+        n_jobs : int or None, default=None
+            Number of joblib jobs for the permutations.
+        **kwargs
+            Further options of :func:`skvarae.stats.compare_sequences`.
+
+        Returns
+        -------
+        result : PermutationTestResult
+            Statistic, p-value, null distribution and how the test was run.
+        """
+        from .stats import compare_sequences
+
+        return compare_sequences(
+            self,
+            X_a,
+            X_b,
+            n_permutations=n_permutations,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            **kwargs,
+        )
+
     # ---------------------------------------------------------- persistence
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -539,6 +620,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             "fitted": {
                 "coef_": torch.from_numpy(self.coef_),
                 "intercept_": torch.from_numpy(self.intercept_),
+                "contribution_maps_": torch.from_numpy(self.contribution_maps_),
                 "mean_frame_": torch.from_numpy(self.mean_frame_),
                 "scale_": self.scale_,
                 "latent_shape_": list(self.latent_shape_),
@@ -574,6 +656,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         fitted = payload["fitted"]
         model.coef_ = fitted["coef_"].numpy()
         model.intercept_ = fitted["intercept_"].numpy()
+        model.contribution_maps_ = fitted["contribution_maps_"].numpy()
         model.mean_frame_ = fitted["mean_frame_"].numpy()
         model.scale_ = fitted["scale_"]
         model.latent_shape_ = tuple(fitted["latent_shape_"])

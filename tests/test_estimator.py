@@ -366,3 +366,22 @@ def test_cuda_fit_matches_documented_contract(movies):
         warnings.simplefilter("error")
         restored = pickle.loads(buffer.getvalue())
     np.testing.assert_allclose(restored.predict(movies), model.predict(movies), atol=1e-5)
+
+
+def test_compare_sequences_method_delegates_to_skvarae_stats(fitted, movies):
+    stats = pytest.importorskip("skvarae.stats")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # too few runs for p <= 0.05
+        expected = stats.compare_sequences(
+            fitted, movies[:2], movies[2:], n_permutations=10, random_state=0, n_blocks=2,
+            min_block_length=5,
+        )
+        result = fitted.compare_sequences(
+            movies[:2], movies[2:], n_permutations=10, random_state=0, n_blocks=2,
+            min_block_length=5,
+        )
+    assert type(result) is type(expected)
+    assert result.statistic == expected.statistic and result.pvalue == expected.pvalue
+    np.testing.assert_array_equal(result.null_distribution, expected.null_distribution)
+    with pytest.raises(ValueError, match="frames of shape"):
+        fitted.compare_sequences(movies, movies[:, :, :4])
