@@ -1,0 +1,216 @@
+"""Command line: ``skvarae demo``, ``skvarae fit``, ``skvarae map``, ``skvarae compare``.
+
+Run ``python -m skvarae --help`` (or ``skvarae --help``) for the commands and their options.
+User mistakes (missing files, bad movies, bad options) print one line on stderr and exit with
+status 2; nothing else here is caught.
+"""
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+EXIT_USER_ERROR = 2
+
+
+def _demo(args):
+    from . import SparseVARAutoencoder, make_calcium_movies
+
+    start = time.perf_counter()
+    data = make_calcium_movies(
+        n_runs=args.runs,
+        n_frames=args.frames,
+        frame_shape=(args.size, args.size),
+        condition_effect=args.condition_effect,
+        random_state=args.seed,
+    )
+    movies, conditions = data.movies, np.asarray(data.conditions)
+    print(
+        f"Simulated {len(movies)} runs x {movies.shape[1]} frames x {args.size}x{args.size} "
+        f"({len(data.drivers)} driver cells, condition_effect={args.condition_effect})."
+    )
+    model = SparseVARAutoencoder(
+        alpha=args.alpha, max_epochs=args.epochs, random_state=args.seed, verbose=1
+    )
+    model.fit(movies)
+    group_a, group_b = movies[conditions == 0], movies[conditions == 1]
+    result = model.compare_sequences(
+        group_a, group_b, n_permutations=args.permutations, random_state=args.seed
+    )
+    elapsed = time.perf_counter() - start
+
+    names = data.condition_names
+    print(f"Held-out forecast R² (score): {model.score(movies):.3f}")
+    print(
+        f"VAR sparsity: {np.mean(model.coef_ == 0):.0%} of coefficients are zero "
+        f"(alpha={model.alpha}, d={model.coef_.shape[-1]})"
+    )
+    print(f"{names[0]} vs {names[1]}: {result}")
+    print(f"Time: {elapsed:.1f} s ({model.n_iter_} epochs on {model.device_})")
+    if not args.no_figures:
+        written = _demo_figures(model, data, group_a, group_b, Path(args.out))
+        print(f"Figures written to {args.out}: {', '.join(written)}")
+    return 0
+
+
+def _demo_figures(model, data, group_a, group_b, out):
+    from . import plotting
+
+    plt = plotting._pyplot()
+    out.mkdir(parents=True, exist_ok=True)
+    names = data.condition_names
+    figures = {
+        "contribution_map.png": plotting.plot_contribution_map(model),
+        "difference_map.png": plotting.plot_difference_map(
+            model.contribution_map(group_a),
+            model.contribution_map(group_b),
+            model.mean_frame_,
+            labels=names,
+        ),
+        "coefficients.png": plotting.plot_coef(model),
+        "forecast.png": plotting.plot_forecast(model, data.movies[0]),
+        "loss.png": plotting.plot_history(model),
+    }
+    for name, figure in figures.items():
+        figure.savefig(out / name, dpi=120, bbox_inches="tight")
+        plt.close(figure)
+    return list(figures)
+
+
+def _fit(args):
+    from . import SparseVARAutoencoder
+
+    model = SparseVARAutoencoder(
+        alpha=args.alpha,
+        lags=args.lags,
+        latent_channels=args.latent_channels,
+        max_epochs=args.epochs,
+        device=args.device,
+        random_state=args.seed,
+        verbose=1,
+    )
+    model.fit(args.runs)
+    model.save(args.out)
+    print(
+        f"Fitted on {len(model.coef_)} runs in {model.n_iter_} epochs; score "
+        f"{model.score(args.runs):.3f}; {np.mean(model.coef_ == 0):.0%} of VAR coefficients zero. "
+        f"Saved to {args.out}"
+    )
+    return 0
+
+
+def _load(path):
+    from . import SparseVARAutoencoder
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    return SparseVARAutoencoder.load(path)
+
+
+def _map(args):
+    from . import plotting
+
+    model = _load(args.model)
+    contribution = model.contribution_map(args.runs)
+    figure = plotting.plot_contribution_map(contribution, model.mean_frame_)
+    figure.savefig(args.out, dpi=120, bbox_inches="tight")
+    if args.npy:
+        np.save(args.npy, contribution)
+    print(f"Contribution map of {len(args.runs)} run(s) written to {args.out}")
+    return 0
+
+
+def _compare(args):
+    model = _load(args.model)
+    result = model.compare_sequences(
+        args.a, args.b, n_permutations=args.permutations, random_state=args.seed, n_jobs=args.jobs
+    )
+    print(result)
+    return 0
+
+
+def build_parser():
+    """The argument parser of the ``skvarae`` command."""
+    parser = argparse.ArgumentParser(
+        prog="skvarae",
+        description="Sparse VAR autoencoder for calcium-imaging movies: find which regions "
+        "drive the dynamics, and test whether two sets of runs differ.",
+    )
+    parser.add_argument("--log-level", default="WARNING", help="logging level (e.g. INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="fit on simulated data, print a summary and write figures",
+        description="Simulate two conditions of calcium-imaging runs with known driver cells, "
+        "fit the model, test the conditions against each other and write figures.",
+    )
+    demo.add_argument("--out", default="skvarae-demo", help="folder for the PNG figures")
+    demo.add_argument("--runs", type=int, default=8, help="simulated runs (two conditions)")
+    demo.add_argument("--frames", type=int, default=300, help="frames per run")
+    demo.add_argument("--size", type=int, default=32, help="frame side in pixels")
+    demo.add_argument("--condition-effect", type=float, default=0.8,
+                      help="how much the couplings differ between conditions (0 to 1)")
+    demo.add_argument("--alpha", type=float, default=0.01, help="ℓ1 penalty")
+    demo.add_argument("--epochs", type=int, default=40, help="maximum training epochs")
+    demo.add_argument("--permutations", type=int, default=1000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--no-figures", action="store_true", help="skip the figures")
+    demo.set_defaults(handler=_demo)
+
+    fit = commands.add_parser(
+        "fit", help="fit a model on movie files and save it",
+        description="Fit on runs given as TIFF / .npy files, folders of TIFF frames or glob "
+        "patterns (one run per file), and save the model.",
+    )
+    fit.add_argument("runs", nargs="+", metavar="RUN", help="movie files, folders or patterns")
+    fit.add_argument("--out", default="model.pt", help="model file to write (default model.pt)")
+    fit.add_argument("--alpha", type=float, default=0.01, help="ℓ1 penalty (default 0.01)")
+    fit.add_argument("--lags", type=int, default=1, help="VAR order (default 1)")
+    fit.add_argument("--latent-channels", type=int, default=2)
+    fit.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
+    fit.add_argument("--device", default="auto", help="torch device (default: CUDA if present)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(handler=_fit)
+
+    map_ = commands.add_parser(
+        "map", help="contribution map of runs under a saved model",
+        description="Compute the contribution map (which pixels drive the learned dynamics).",
+    )
+    map_.add_argument("model", help="model file written by 'skvarae fit'")
+    map_.add_argument("runs", nargs="+", metavar="RUN")
+    map_.add_argument("--out", default="map.png", help="PNG to write (default map.png)")
+    map_.add_argument("--npy", default=None, help="also save the map as a .npy array")
+    map_.set_defaults(handler=_map)
+
+    compare = commands.add_parser(
+        "compare", help="permutation test: do two sets of runs differ in their dynamics?",
+    )
+    compare.add_argument("model", help="model file written by 'skvarae fit'")
+    compare.add_argument("--a", nargs="+", required=True, metavar="RUN", help="first group")
+    compare.add_argument("--b", nargs="+", required=True, metavar="RUN", help="second group")
+    compare.add_argument("--permutations", type=int, default=1000)
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--jobs", type=int, default=None, help="parallel jobs (joblib)")
+    compare.set_defaults(handler=_compare)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``skvarae`` and ``python -m skvarae``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        print(f"skvarae {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
