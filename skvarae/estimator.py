@@ -21,7 +21,7 @@ from .contribution import contribution_map as _contribution_map
 from .contribution import contribution_maps
 from .io import check_runs, iter_frame_batches
 from .network import ConvDecoder, ConvEncoder
-from .training import train
+from .training import Windows, train
 from .var import fit_var, forecast_var
 
 __all__ = ["SparseVARAutoencoder"]
@@ -38,16 +38,6 @@ def _resolve_device(device):
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but CUDA is not available.")
     return resolved
-
-
-def _windows(n_frames, window):
-    """Start indices of windows tiling range(n_frames); the last one is aligned to the end."""
-    if window is None or n_frames <= window:
-        return [0], n_frames
-    starts = list(range(0, n_frames - window + 1, window))
-    if starts[-1] + window < n_frames:
-        starts.append(n_frames - window)
-    return starts, window
 
 
 def _same_shape_or_list(arrays):
@@ -252,11 +242,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
 
         mean_frame, scale = self._frame_statistics(runs)
         offset = mean_frame if self.skip_connection else np.full_like(mean_frame, mean_frame.mean())
-        sequences = []
-        for run in runs:
-            standardised = torch.from_numpy(self._standardise(run, offset, scale))
-            starts, length = _windows(len(run), self.window)
-            sequences.extend(standardised[s : s + length] for s in starts)
+        sequences = Windows(runs, self.window, offset, scale)
 
         seed = int(rng.randint(np.iinfo(np.int32).max))
         with torch.random.fork_rng(devices=[]):
@@ -335,16 +321,6 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             base_channels=self.base_channels,
         )
         return ConvEncoder(frame_shape, **kwargs), ConvDecoder(frame_shape, **kwargs)
-
-    @staticmethod
-    def _standardise(run, offset, scale):
-        """(n_frames, H, W) array of any numeric dtype -> float32 (x - offset) / scale."""
-        out = np.empty(run.shape, dtype=np.float32)
-        start = 0
-        for batch in iter_frame_batches(run, _INFERENCE_CHUNK):
-            out[start : start + len(batch)] = (batch - offset) / scale
-            start += len(batch)
-        return out
 
     def _offset(self):
         if self.skip_connection:

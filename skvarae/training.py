@@ -22,12 +22,13 @@ import logging
 import math
 import time
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .var import fit_var, forecast_var
 
-__all__ = ["sequence_loss", "make_batches", "train"]
+__all__ = ["Windows", "sequence_loss", "make_batches", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +93,60 @@ def sequence_loss(
     return losses
 
 
-def make_batches(sequences, batch_size, rng):
+class Windows:
+    """Training sequences: windows of runs, read and standardised on demand.
+
+    Nothing is copied up front: a window is read from its run (which may be a memory-mapped
+    file) only when a batch needs it, so memory does not grow with the length of the movie.
+
+    Parameters
+    ----------
+    runs : list of ndarray of shape (n_frames_r, H, W)
+        Validated runs, any numeric dtype (see :func:`skvarae.io.check_runs`).
+    window : int or None
+        Frames per window; runs longer than this are tiled by windows, the last one aligned to
+        the end of the run so no frame is left out. ``None`` uses whole runs.
+    offset : ndarray of shape (H, W)
+        Subtracted from every frame.
+    scale : float
+        Frames are divided by this after subtracting ``offset``.
+    """
+
+    def __init__(self, runs, window, offset, scale):
+        self.runs, self.offset, self.scale = runs, offset, scale
+        self.spans = []  # (run index, first frame, number of frames)
+        for index, run in enumerate(runs):
+            n_frames = len(run)
+            if window is None or n_frames <= window:
+                self.spans.append((index, 0, n_frames))
+                continue
+            starts = list(range(0, n_frames - window + 1, window))
+            if starts[-1] + window < n_frames:
+                starts.append(n_frames - window)
+            self.spans.extend((index, start, window) for start in starts)
+
+    def __len__(self):
+        return len(self.spans)
+
+    @property
+    def lengths(self):
+        """Number of frames of each window."""
+        return [length for _, _, length in self.spans]
+
+    def __getitem__(self, i):
+        """Window ``i`` as a float32 tensor of shape (length, H, W), standardised."""
+        index, start, length = self.spans[i]
+        frames = np.asarray(self.runs[index][start : start + length], dtype=np.float32)
+        return torch.from_numpy((frames - self.offset) / np.float32(self.scale))
+
+
+def make_batches(lengths, batch_size, rng):
     """Shuffle sequences into batches of equal-length sequences for one epoch.
 
     Parameters
     ----------
-    sequences : list of torch.Tensor of shape (T_i, H, W)
-        Training sequences (runs or windows of runs).
+    lengths : list of int
+        Number of frames of each training sequence.
     batch_size : int
         Maximum number of sequences per batch.
     rng : numpy.random.RandomState
@@ -107,11 +155,11 @@ def make_batches(sequences, batch_size, rng):
     Returns
     -------
     batches : list of list of int
-        Indices into ``sequences``; every batch holds sequences of one length.
+        Indices of sequences; every batch holds sequences of one length.
     """
     by_length = {}
-    for index in rng.permutation(len(sequences)):
-        by_length.setdefault(len(sequences[index]), []).append(int(index))
+    for index in rng.permutation(len(lengths)):
+        by_length.setdefault(lengths[index], []).append(int(index))
     batches = [
         indices[start : start + batch_size]
         for _, indices in sorted(by_length.items())
@@ -145,8 +193,9 @@ def train(
     ----------
     encoder, decoder : torch.nn.Module
         Modules already on ``device``; trained in place.
-    sequences : list of torch.Tensor of shape (T_i, H, W)
-        Standardised training sequences (on the CPU; batches are moved to ``device``).
+    sequences : Windows or sequence of torch.Tensor of shape (T_i, H, W)
+        Standardised training sequences, indexable and with a ``lengths`` attribute or
+        ``len()`` per item (loaded on the CPU batch by batch, then moved to ``device``).
     loss_params : dict
         Keyword arguments of :func:`sequence_loss` (alpha, lags, training, weights).
     max_epochs, batch_size, n_iter_no_change : int
@@ -181,12 +230,13 @@ def train(
             encoder.load_state_dict(best_state[0])
             decoder.load_state_dict(best_state[1])
 
+    lengths = getattr(sequences, "lengths", None) or [len(s) for s in sequences]
     encoder.train()
     decoder.train()
     for epoch in progress:
         start = time.perf_counter()
         totals, n_sequences = {}, 0
-        for batch in make_batches(sequences, batch_size, rng):
+        for batch in make_batches(lengths, batch_size, rng):
             frames = torch.stack([sequences[i] for i in batch]).to(device)
             losses = sequence_loss(encoder, decoder, frames, **loss_params)
             if not torch.isfinite(losses["loss"]):
