@@ -21,6 +21,7 @@ from .contribution import contribution_map as _contribution_map
 from .contribution import contribution_maps
 from .io import check_runs, iter_frame_batches
 from .network import ConvDecoder, ConvEncoder
+from .stats import compare_sequences as _compare_sequences
 from .training import Windows, train
 from .var import fit_var, forecast_var
 
@@ -524,9 +525,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         result : PermutationTestResult
             Statistic, p-value, null distribution and how the test was run.
         """
-        from .stats import compare_sequences
-
-        return compare_sequences(
+        return _compare_sequences(
             self,
             X_a,
             X_b,

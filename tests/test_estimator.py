@@ -369,7 +369,7 @@ def test_cuda_fit_matches_documented_contract(movies):
 
 
 def test_compare_sequences_method_delegates_to_skvarae_stats(fitted, movies):
-    stats = pytest.importorskip("skvarae.stats")
+    from skvarae import stats
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # too few runs for p <= 0.05
         expected = stats.compare_sequences(
