@@ -35,7 +35,11 @@ def _demo(args):
         f"({len(data.drivers)} driver cells, condition_effect={args.condition_effect})."
     )
     model = SparseVARAutoencoder(
-        alpha=args.alpha, max_epochs=args.epochs, random_state=args.seed, verbose=1
+        alpha=args.alpha,
+        max_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        random_state=args.seed,
+        verbose=1,
     )
     model.fit(movies)
     group_a, group_b = movies[conditions == 0], movies[conditions == 1]
@@ -151,12 +155,13 @@ def build_parser():
     )
     demo.add_argument("--out", default="skvarae-demo", help="folder for the PNG figures")
     demo.add_argument("--runs", type=int, default=8, help="simulated runs (two conditions)")
-    demo.add_argument("--frames", type=int, default=300, help="frames per run")
+    demo.add_argument("--frames", type=int, default=200, help="frames per run")
     demo.add_argument("--size", type=int, default=32, help="frame side in pixels")
     demo.add_argument("--condition-effect", type=float, default=0.8,
                       help="how much the couplings differ between conditions (0 to 1)")
     demo.add_argument("--alpha", type=float, default=0.01, help="ℓ1 penalty")
-    demo.add_argument("--epochs", type=int, default=40, help="maximum training epochs")
+    demo.add_argument("--epochs", type=int, default=30, help="maximum training epochs")
+    demo.add_argument("--learning-rate", type=float, default=3e-3, help="Adam learning rate")
     demo.add_argument("--permutations", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-figures", action="store_true", help="skip the figures")

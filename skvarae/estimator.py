@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import sklearn
 import torch
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -97,6 +98,11 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         Stop after this many epochs without improvement; the best weights are restored.
     device : str, default="auto"
         Torch device; ``"auto"`` picks CUDA when available, else the CPU (resolved in ``fit``).
+    n_jobs : int or None, default=None
+        Threads (joblib) for the per-run work after training: encoding, per-run VAR refits,
+        forecasts and scores of many runs (``transform``, ``predict``, ``score``, ``encode``).
+        ``None`` runs them one after the other; ``-1`` uses all cores. Training itself is not
+        parallelised by this; run ``GridSearchCV(n_jobs=...)`` for parallel fits.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation and batch shuffling (local generators only). With a
         fixed seed, results on the CPU are identical from run to run.
@@ -172,6 +178,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "device": [str, torch.device],
+        "n_jobs": [numbers.Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -195,6 +202,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         tol=1e-4,
         n_iter_no_change=10,
         device="auto",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -214,6 +222,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -283,7 +292,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         self.history_ = history
         self.n_iter_ = len(history)
         self.best_epoch_ = best_epoch
-        coefs, intercepts = zip(*(self._fit_run_var(run) for run in runs))
+        coefs, intercepts = zip(*self._per_run(self._fit_run_var, runs))
         self.coef_ = np.stack(coefs)
         self.intercept_ = np.stack(intercepts)
         self.contribution_maps_ = contribution_maps(
@@ -339,6 +348,14 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             )
         return runs
 
+    def _per_run(self, function, runs):
+        """``[function(run) for run in runs]``, in ``n_jobs`` joblib threads when set."""
+        if self.n_jobs is None or len(runs) < 2:
+            return [function(run) for run in runs]
+        return Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(function)(run) for run in runs
+        )
+
     @torch.no_grad()
     def _encode_run(self, run):
         """Latents of one run as a float64 CPU tensor of shape (n_frames, d)."""
@@ -378,7 +395,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             A list when run lengths differ.
         """
         runs = self._validated_runs(X)
-        return _same_shape_or_list([self._encode_run(run).float().numpy() for run in runs])
+        latents = self._per_run(self._encode_run, runs)
+        return _same_shape_or_list([z.float().numpy() for z in latents])
 
     def transform(self, X):
         """Refit the sparse VAR on each run's latents and return its coefficients.
@@ -395,7 +413,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             for a downstream estimator.
         """
         runs = self._validated_runs(X)
-        return np.stack([self._fit_run_var(run)[0].ravel() for run in runs])
+        return np.stack([coef.ravel() for coef, _ in self._per_run(self._fit_run_var, runs)])
 
     def predict(self, X):
         """One-step-ahead forecast frames, with the VAR refitted on each run.
@@ -412,12 +430,12 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             A list when run lengths differ.
         """
         runs = self._validated_runs(X)
-        forecasts = []
-        for run in runs:
-            latents = self._encode_run(run)
-            coef, intercept = fit_var(latents, self.alpha, self.lags)
-            forecasts.append(self._decode(forecast_var(latents, coef, intercept)))
-        return _same_shape_or_list(forecasts)
+        return _same_shape_or_list(self._per_run(self._forecast_run, runs))
+
+    def _forecast_run(self, run):
+        latents = self._encode_run(run)
+        coef, intercept = fit_var(latents, self.alpha, self.lags)
+        return self._decode(forecast_var(latents, coef, intercept))
 
     def score(self, X, y=None):
         """Held-out one-step forecast R² of the dynamic part, averaged over runs.
@@ -440,29 +458,29 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             Mean R² over runs (1 is perfect; higher is better).
         """
         runs = self._validated_runs(X)
-        scores = []
         for index, run in enumerate(runs):
-            n_frames = len(run)
-            n_test = max(2, n_frames // 4)
-            n_fit = n_frames - n_test
-            if n_fit < self.lags + 2:
+            if len(run) - max(2, len(run) // 4) < self.lags + 2:
                 raise ValueError(
-                    f"Run {index} has {n_frames} frames: too few to hold out its last quarter "
+                    f"Run {index} has {len(run)} frames: too few to hold out its last quarter "
                     f"(at least 2 frames) and fit a VAR({self.lags}) on the rest "
                     f"(need at least {self.lags + 4} frames)."
                 )
-            latents = self._encode_run(run)
-            coef, intercept = fit_var(latents[:n_fit], self.alpha, self.lags)
-            forecast = forecast_var(latents[n_fit - self.lags :], coef, intercept)
-            predicted = (self._decode(forecast) - self.mean_frame_).reshape(n_test, -1)
-            observed = (np.asarray(run[n_fit:], dtype=np.float64) - self.mean_frame_).reshape(
-                n_test, -1
-            )
-            # Variance-weighted R² over pixels (as r2_score(..., "variance_weighted")).
-            residual = np.sum((observed - predicted) ** 2)
-            total = np.sum((observed - observed.mean(axis=0)) ** 2)
-            scores.append(1.0 - residual / total if total > 0 else float(residual == 0))
-        return float(np.mean(scores))
+        return float(np.mean(self._per_run(self._score_run, runs)))
+
+    def _score_run(self, run):
+        """Held-out R² of one run (see :meth:`score`)."""
+        n_test = max(2, len(run) // 4)
+        n_fit = len(run) - n_test
+        latents = self._encode_run(run)
+        coef, intercept = fit_var(latents[:n_fit], self.alpha, self.lags)
+        forecast = forecast_var(latents[n_fit - self.lags :], coef, intercept)
+        predicted = (self._decode(forecast) - self.mean_frame_).reshape(n_test, -1)
+        observed = np.asarray(run[n_fit:], dtype=np.float64) - self.mean_frame_
+        observed = observed.reshape(n_test, -1)
+        # Variance-weighted R² over pixels (as r2_score(..., "variance_weighted")).
+        residual = np.sum((observed - predicted) ** 2)
+        total = np.sum((observed - observed.mean(axis=0)) ** 2)
+        return 1.0 - residual / total if total > 0 else float(residual == 0)
 
     def contribution_map(self, X=None, *, per_run=False):
         """How much each pixel drives the learned dynamics: the contribution map Ω.

@@ -385,3 +385,12 @@ def test_compare_sequences_method_delegates_to_skvarae_stats(fitted, movies):
     np.testing.assert_array_equal(result.null_distribution, expected.null_distribution)
     with pytest.raises(ValueError, match="frames of shape"):
         fitted.compare_sequences(movies, movies[:, :, :4])
+
+
+def test_n_jobs_threads_give_identical_per_run_results(fitted, movies):
+    parallel = clone(fitted).set_params(n_jobs=2)
+    parallel.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    np.testing.assert_array_equal(parallel.transform(movies), fitted.transform(movies))
+    np.testing.assert_array_equal(parallel.predict(movies), fitted.predict(movies))
+    np.testing.assert_array_equal(parallel.encode(movies), fitted.encode(movies))
+    assert parallel.score(movies) == fitted.score(movies)
