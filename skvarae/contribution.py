@@ -4,12 +4,12 @@ A fitted :class:`~skvarae.estimator.SparseVARAutoencoder` encodes each frame x_t
 and models them by a sparse VAR, z_t = c + A_1 z_{t-1} + ... + A_p z_{t-p}. The contribution map
 Ω of a run is a (height, width) image saying how much each pixel feeds the latents that drive
 the run's dynamics. With x̃_t = (x_t - offset) / scale the encoder's input, J_t = ∂z/∂x̃ (x̃_t) the
-encoder's Jacobian at frame t (shape (d, height, width)), δ_t = (x_t - mean_frame_) / scale the
-frame's deviation from the mean frame, and
+encoder's Jacobian at frame t (shape (d, height, width)), ``δ_t = (x_t - mean_frame_) / scale`` the
+frame's deviation from the mean frame, and::
 
     w_j = Σ_k Σ_i |A_k[i, j]|     (the outgoing VAR coefficient mass of latent j, all lags),
 
-the map of a run of T frames is
+the map of a run of T frames is::
 
     Ω[p] = (1 / T) Σ_t Σ_j w_j · |J_t[j, p] · δ_t[p]|,
 
@@ -21,7 +21,7 @@ Why this definition
 -------------------
 - **Gradient × deviation rather than the bare Jacobian.** ``J_t[j, p] δ_t[p]`` is the first-order
   share of pixel p in the deviation of z_j(x_t) from its value at the mean frame (exact for a
-  linear encoder, where z_j(x_t) - z_j(x̄) = Σ_p J[j, p] δ_t[p]). The bare sensitivity |J| of a
+  linear encoder, where z_j(x_t) - z_j(x̄) = Σ_p J[j, p] δ_t[p]). The bare sensitivity ``|J|`` of a
   convolutional encoder is nearly translation-invariant: it would rank a static pixel, or a
   pixel that never changes, like an active one. Weighting by the deviation keeps only pixels
   whose activity actually enters the latents. With the skip connection, the encoder's input
@@ -31,8 +31,8 @@ Why this definition
 - **Absolute values per latent and per frame** so that effects on different latents, and of
   opposite sign at different times (a pixel that rises and falls), do not cancel.
 - **Weights w_j.** The pixel's effect on the VAR forecasts of all latents, all lags, is
-  ∂ẑ_{t+k, i} / ∂x_t[p] = Σ_j A_k[i, j] J_t[j, p]; by the triangle inequality
-  Σ_k Σ_i |∂ẑ_{t+k, i} / ∂x_t[p] · δ_t[p]| <= Σ_j w_j |J_t[j, p] δ_t[p]|. Ω is this bound
+  ``∂ẑ_{t+k, i} / ∂x_t[p] = Σ_j A_k[i, j] J_t[j, p]``; by the triangle inequality
+  ``Σ_k Σ_i |∂ẑ_{t+k, i} / ∂x_t[p] · δ_t[p]| <= Σ_j w_j |J_t[j, p] δ_t[p]|``. Ω is this bound
   averaged over frames: a latent counts by how strongly it drives the forecasts (its own future
   included), and latents that the lasso cut off from the dynamics count for nothing.
 
@@ -67,7 +67,7 @@ _BATCH_PIXELS = 2**20
 
 
 def latent_weights(coef):
-    """Outgoing VAR coefficient mass of each latent, w_j = Σ_k Σ_i |A_k[i, j]|.
+    """Outgoing VAR coefficient mass of each latent, ``w_j = Σ_k Σ_i |A_k[i, j]|``.
 
     Parameters
     ----------
@@ -258,8 +258,8 @@ def contribution_map(estimator, X=None, *, per_run=False):
     """How much each pixel drives the learned dynamics: the contribution map Ω.
 
     For each run r (T_r frames), with the encoder's Jacobian J_t = ∂z/∂x̃ at the standardised
-    frame x̃_t, the deviation δ_t = (x_t - mean_frame_) / scale_ from the mean frame, and the
-    outgoing VAR coefficient mass w_j = Σ_k Σ_i |A_k[i, j]| of latent j in run r::
+    frame x̃_t, the deviation ``δ_t = (x_t - mean_frame_) / scale_`` from the mean frame, and the
+    outgoing VAR coefficient mass ``w_j = Σ_k Σ_i |A_k[i, j]|`` of latent j in run r::
 
         Ω_r[p] = (1 / T_r) Σ_t Σ_j w_j |J_t[j, p] · δ_t[p]|,      Ω = (1 / n_runs) Σ_r Ω_r.
 

@@ -486,8 +486,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         """How much each pixel drives the learned dynamics: the contribution map Ω.
 
         For each run r (T_r frames), with the encoder's Jacobian J_t = ∂z/∂x̃ at the
-        standardised frame x̃_t, the deviation δ_t = (x_t - mean_frame_) / scale_ of the frame
-        from the mean frame, and the outgoing VAR coefficient mass w_j = Σ_k Σ_i |A_k[i, j]| of
+        standardised frame x̃_t, the deviation ``δ_t = (x_t - mean_frame_) / scale_`` of the frame
+        from the mean frame, and the outgoing VAR coefficient mass ``w_j = Σ_k Σ_i |A_k[i, j]|`` of
         latent j in run r::
 
             Ω_r[p] = (1 / T_r) Σ_t Σ_j w_j |J_t[j, p] · δ_t[p]|,    Ω = (1 / n_runs) Σ_r Ω_r.
