@@ -28,9 +28,15 @@ from .var import fit_var, forecast_var
 
 __all__ = ["SparseVARAutoencoder"]
 
-# Frames per forward pass at inference (bounds memory for long runs).
-_INFERENCE_CHUNK = 512
+#: Pixels (frames x height x width) per chunk when streaming frames without gradients (mean
+#: frame, encoding, decoding): 16 MiB of float32 input, whatever the frame size.
+_CHUNK_PIXELS = 2**22
 _SAVE_FORMAT = 1
+
+
+def _frames_per_chunk(frame_shape):
+    """Frames per chunk of streamed inference, about ``_CHUNK_PIXELS`` pixels (at least 1)."""
+    return max(1, _CHUNK_PIXELS // int(np.prod(frame_shape)))
 
 
 def _resolve_device(device):
@@ -303,15 +309,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     def _frame_statistics(self, runs):
         """Mean frame over all frames of all runs, and the scale of what the network models."""
         total, n_frames = 0.0, 0
+        chunk = _frames_per_chunk(runs[0].shape[1:])
         for run in runs:
-            for batch in iter_frame_batches(run, _INFERENCE_CHUNK):
+            for batch in iter_frame_batches(run, chunk):
                 total = total + batch.sum(axis=0, dtype=np.float64)
                 n_frames += len(batch)
         mean_frame = total / n_frames
         offset = mean_frame if self.skip_connection else mean_frame.mean()
         squares = 0.0
         for run in runs:
-            for batch in iter_frame_batches(run, _INFERENCE_CHUNK):
+            for batch in iter_frame_batches(run, chunk):
                 squares += float(np.sum((batch - offset) ** 2, dtype=np.float64))
         scale = float(np.sqrt(squares / (n_frames * mean_frame.size)))
         if not scale > 0:
@@ -362,7 +369,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         offset, device = self._offset(), torch.device(self.device_)
         latents = [
             self.encoder_(torch.from_numpy((batch - offset) / self.scale_).float().to(device))
-            for batch in iter_frame_batches(run, _INFERENCE_CHUNK)
+            for batch in iter_frame_batches(run, _frames_per_chunk(self.frame_shape_))
         ]
         return torch.cat(latents).double().cpu()
 
@@ -372,7 +379,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         device = torch.device(self.device_)
         frames = [
             self.decoder_(chunk.float().to(device)).cpu().numpy()
-            for chunk in torch.split(latents, _INFERENCE_CHUNK)
+            for chunk in torch.split(latents, _frames_per_chunk(self.frame_shape_))
         ]
         return np.concatenate(frames) * self.scale_ + self._offset()
 

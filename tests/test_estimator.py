@@ -394,3 +394,19 @@ def test_n_jobs_threads_give_identical_per_run_results(fitted, movies):
     np.testing.assert_array_equal(parallel.predict(movies), fitted.predict(movies))
     np.testing.assert_array_equal(parallel.encode(movies), fitted.encode(movies))
     assert parallel.score(movies) == fitted.score(movies)
+
+
+def test_streaming_in_small_chunks_gives_the_same_results(fitted, movies, monkeypatch):
+    frame_pixels = int(np.prod(movies.shape[2:]))
+    assert estimator_module._frames_per_chunk(movies.shape[2:]) >= movies.shape[1]
+    expected = fitted.encode(movies), fitted.predict(movies), fitted._frame_statistics(movies)
+    monkeypatch.setattr(estimator_module, "_CHUNK_PIXELS", 5 * frame_pixels)  # 5 frames a chunk
+    assert estimator_module._frames_per_chunk(movies.shape[2:]) == 5
+    np.testing.assert_allclose(fitted.encode(movies), expected[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fitted.predict(movies), expected[1], rtol=1e-5, atol=1e-5)
+    mean_frame, scale = fitted._frame_statistics(movies)
+    np.testing.assert_allclose(mean_frame, expected[2][0], rtol=1e-6)
+    assert scale == pytest.approx(expected[2][1], rel=1e-9)
+    monkeypatch.setattr(estimator_module, "_CHUNK_PIXELS", 1)  # frames larger than a chunk
+    assert estimator_module._frames_per_chunk(movies.shape[2:]) == 1
+    np.testing.assert_allclose(fitted.encode(movies), expected[0], rtol=1e-6, atol=1e-6)
