@@ -117,7 +117,8 @@ def main():
     )
     movies = data.movies
     print(
-        f"# {args.runs} runs x {args.frames} frames x {args.size}x{args.size}, device={args.device},"
+        f"# {args.runs} runs x {args.frames} frames x {args.size}x{args.size}, "
+        f"device={args.device},"
         f" torch threads={torch.get_num_threads()}, epochs={args.epochs}, window={args.window},"
         f" batch_size={args.batch_size}, torch {torch.__version__}"
     )

@@ -603,7 +603,9 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         params = self.get_params()
         if not (params["random_state"] is None or isinstance(params["random_state"], int)):
             warnings.warn(
-                "random_state is not an int or None and is saved as None.", UserWarning, stacklevel=2
+                "random_state is not an int or None and is saved as None.",
+                UserWarning,
+                stacklevel=2,
             )
             params["random_state"] = None
         params["device"] = str(params["device"])

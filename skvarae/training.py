@@ -272,4 +272,3 @@ def train(
     encoder.eval()
     decoder.eval()
     return history, best_epoch
-

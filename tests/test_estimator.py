@@ -21,7 +21,8 @@ from skvarae.var import fit_var, forecast_var
 
 # Tiny and fast: 2x2 latent map of one channel (d = 4), two stride-2 layers for 6x5 frames.
 TINY = dict(
-    latent_channels=1, max_latent_side=2, base_channels=2, max_epochs=3, batch_size=4, random_state=0
+    latent_channels=1, max_latent_side=2, base_channels=2, max_epochs=3, batch_size=4,
+    random_state=0,
 )
 
 
@@ -66,7 +67,8 @@ def test_fit_returns_self_and_sets_documented_attributes(movies):
     assert model.device_ == "cpu"
     assert model.n_iter_ == len(model.history_) == 3
     assert {"loss", "forecast", "reconstruction", "epoch"} <= set(model.history_[0])
-    assert all(isinstance(a, np.ndarray) for a in (model.coef_, model.intercept_, model.mean_frame_))
+    arrays = (model.coef_, model.intercept_, model.mean_frame_)
+    assert all(isinstance(a, np.ndarray) for a in arrays)
 
 
 def test_outputs_have_documented_shapes_and_are_numpy(fitted, movies):
@@ -222,7 +224,8 @@ def test_fit_does_not_touch_global_torch_or_numpy_random_state(movies):
 
 
 @pytest.mark.parametrize(
-    "params", [dict(training="two_stage"), dict(skip_connection=False), dict(lags=2), dict(window=10)]
+    "params",
+    [dict(training="two_stage"), dict(skip_connection=False), dict(lags=2), dict(window=10)],
 )
 def test_variants_fit_and_predict(movies, params):
     model = SparseVARAutoencoder(**{**TINY, **params}).fit(movies)

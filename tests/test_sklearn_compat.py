@@ -15,7 +15,8 @@ from sklearn.utils.estimator_checks import estimator_checks_generator, parametri
 from skvarae import SparseVARAutoencoder
 
 FAST = dict(
-    latent_channels=1, max_latent_side=1, base_channels=2, max_epochs=2, batch_size=16, random_state=0
+    latent_channels=1, max_latent_side=1, base_channels=2, max_epochs=2, batch_size=16,
+    random_state=0,
 )
 
 
