@@ -49,10 +49,25 @@ def test_pca_baseline_scores_like_the_estimator_on_a_perfectly_predictable_movie
     assert model.contribution_map().shape == (8, 8)
 
 
+def test_the_benchmark_test_is_the_estimators_compare_sequences(bench):
+    args = bench.parse_args(["--n-train", "2", "--n-test", "8", "--frames", "40"])
+    sim = bench.simulate(0, args)
+    model = bench.SparseVARAutoencoder(max_epochs=1, random_state=0, device="cpu")
+    model.fit(sim["train"])
+    pvalues = bench.test_pvalues(model.encode, sim, model.alpha, model.lags, args, seed=0)
+    for key, runs, conditions in (("p_effect", sim["test"], sim["test_conditions"]),
+                                  ("p_null", sim["null_test"], sim["null_conditions"])):
+        result = model.compare_sequences(runs[conditions == 0], runs[conditions == 1],
+                                         random_state=0)
+        assert pvalues[key] == result.pvalue
+
+
 @pytest.mark.slow
 def test_quick_benchmark_writes_its_tables_and_figures(bench, tmp_path):
     bench.main(["--quick", "--epochs", "2", "--n-jobs", "1", "--out", str(tmp_path)])
-    for name in ("table.md", "sweep.md", "results.json", "maps.png", "static.png", "sweep.png"):
+    names = ("table.md", "sweep.md", "results.json", "maps.png", "static.png", "sweep.png",
+             "latents.png")
+    for name in names:
         assert (tmp_path / name).stat().st_size > 0, name
     table = (tmp_path / "table.md").read_text(encoding="utf-8")
     for variant in bench.VARIANTS:
@@ -61,3 +76,11 @@ def test_quick_benchmark_writes_its_tables_and_figures(bench, tmp_path):
     assert {r["variant"] for r in results["records"]} == set(bench.VARIANTS)
     assert all(0 <= r["p_effect"] <= 1 and 0 <= r["p_null"] <= 1 for r in results["records"])
     assert len(results["sweep"]) == len(results["records"]) + 2 * 3  # 2 more λ, 3 variants
+
+    # The tables can be rewritten from results.json alone, identically.
+    again = tmp_path / "again"
+    bench.main(["--tables-from", str(tmp_path / "results.json"), "--out", str(again)])
+    for name in ("table.md", "sweep.md"):
+        assert (again / name).read_text(encoding="utf-8") == (tmp_path / name).read_text(
+            encoding="utf-8"
+        )
