@@ -38,6 +38,8 @@ def _demo(args):
         alpha=args.alpha,
         max_epochs=args.epochs,
         learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        window=args.window,
         random_state=args.seed,
         verbose=1,
     )
@@ -94,6 +96,9 @@ def _fit(args):
         lags=args.lags,
         latent_channels=args.latent_channels,
         max_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        window=args.window,
         device=args.device,
         random_state=args.seed,
         verbose=1,
@@ -138,6 +143,16 @@ def _compare(args):
     return 0
 
 
+def _window(text):
+    """``--window`` values: a positive number of frames, or 'none' for whole runs."""
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of frames or 'none', got {text!r}")
+
+
 def build_parser():
     """The argument parser of the ``skvarae`` command."""
     parser = argparse.ArgumentParser(
@@ -160,8 +175,12 @@ def build_parser():
     demo.add_argument("--condition-effect", type=float, default=0.8,
                       help="how much the couplings differ between conditions (0 to 1)")
     demo.add_argument("--alpha", type=float, default=0.01, help="ℓ1 penalty")
-    demo.add_argument("--epochs", type=int, default=30, help="maximum training epochs")
-    demo.add_argument("--learning-rate", type=float, default=3e-3, help="Adam learning rate")
+    demo.add_argument("--epochs", type=int, default=40, help="maximum training epochs")
+    demo.add_argument("--learning-rate", type=float, default=5e-3, help="Adam learning rate")
+    demo.add_argument("--batch-size", type=int, default=2,
+                      help="windows per optimisation step (few runs: small batches)")
+    demo.add_argument("--window", type=_window, default=100,
+                      help="frames per training window ('none': whole runs)")
     demo.add_argument("--permutations", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-figures", action="store_true", help="skip the figures")
@@ -178,6 +197,12 @@ def build_parser():
     fit.add_argument("--lags", type=int, default=1, help="VAR order (default 1)")
     fit.add_argument("--latent-channels", type=int, default=2)
     fit.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
+    fit.add_argument("--learning-rate", type=float, default=1e-3,
+                     help="Adam learning rate (default 1e-3)")
+    fit.add_argument("--batch-size", type=int, default=8,
+                     help="windows per optimisation step (default 8; fewer for few runs)")
+    fit.add_argument("--window", type=_window, default=128,
+                     help="frames per training window (default 128; 'none': whole runs)")
     fit.add_argument("--device", default="auto", help="torch device (default: CUDA if present)")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(handler=_fit)

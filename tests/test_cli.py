@@ -61,6 +61,7 @@ def test_fit_map_compare_round_trip(run_files, tmp_path, capsys):
         (["fit", "does-not-exist.tif"], "does-not-exist"),
         (["map", "missing-model.pt", "x.npy"], "missing-model.pt"),
         (["fit", "{first}", "--alpha", "-1"], "alpha"),
+        (["fit", "{first}", "--batch-size", "0"], "batch_size"),
     ],
 )
 def test_user_errors_are_one_line_with_nonzero_exit(argv, message, run_files, capsys, tmp_path):
@@ -69,6 +70,22 @@ def test_user_errors_are_one_line_with_nonzero_exit(argv, message, run_files, ca
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_fit_passes_the_training_options_to_the_estimator(run_files, tmp_path):
+    model_path = tmp_path / "model.pt"
+    argv = ["fit", *run_files, "--epochs", "1", "--learning-rate", "0.01", "--batch-size", "3",
+            "--window", "none", "--out", str(model_path)]
+    assert main(argv) == 0
+    params = SparseVARAutoencoder.load(model_path).get_params()
+    assert (params["learning_rate"], params["batch_size"], params["window"]) == (0.01, 3, None)
+
+
+def test_bad_window_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "run.npy", "--window", "long"])
+    assert exit_info.value.code == 2
+    assert "--window" in capsys.readouterr().err
 
 
 def test_python_m_skvarae_help():
