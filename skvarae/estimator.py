@@ -93,7 +93,9 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     learning_rate : float, default=1e-3
         Adam learning rate.
     batch_size : int, default=8
-        Sequences (runs, or windows of runs) per optimisation step.
+        Sequences (runs, or windows of runs) per optimisation step. Memory per step grows with
+        ``batch_size x window x`` frame size: about 0.5 KiB per pixel of every frame in the step
+        with the default network. With few runs, smaller batches give more steps per epoch.
     window : int or None, default=128
         Runs longer than this are cut into windows of this many frames (tiling the run, the last
         window aligned to its end); each window gets its own VAR fit during training. ``None``
