@@ -47,9 +47,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import sklearn
 import torch
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.fixes import parse_version
 from threadpoolctl import threadpool_limits
 
 import skvarae
@@ -57,6 +59,11 @@ from skvarae import SparseVARAutoencoder, make_calcium_movies
 from skvarae.contribution import contribution_maps
 from skvarae.stats import compare_latents
 from skvarae.var import fit_var, forecast_var
+
+# The fast PCA solver for many more frames than pixels; scikit-learn >= 1.5 has it.
+_PCA_SOLVER = (
+    "covariance_eigh" if parse_version(sklearn.__version__) >= parse_version("1.5") else "full"
+)
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "_static" / "evidence"
 
@@ -141,7 +148,7 @@ class PCAVAR:
         self.mean_frame_ = frames.mean(axis=0).reshape(self.frame_shape_)
         dynamic = frames - self.mean_frame_.ravel()
         self.scale_ = float(np.sqrt(np.mean(dynamic**2)))
-        self.pca_ = PCA(self.n_components, svd_solver="covariance_eigh").fit(dynamic / self.scale_)
+        self.pca_ = PCA(self.n_components, svd_solver=_PCA_SOLVER).fit(dynamic / self.scale_)
         self.encoder_ = _LinearEncoder(self.pca_.components_)
         self.coef_ = np.stack([self._fit_var(z)[0] for z in self.encode(runs)])
         self.contribution_maps_ = contribution_maps(
