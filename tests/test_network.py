@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from skvarae.network import ConvDecoder, ConvEncoder, latent_geometry
+from skvarae.network import ConvDecoder, ConvEncoder, _upsample_nearest2x, latent_geometry
 
 FRAME_SHAPES = [(1, 1), (2, 3), (3, 2), (5, 7), (8, 8), (9, 1), (17, 33), (64, 64), (128, 256)]
 
@@ -296,3 +296,31 @@ def test_forward_and_backward_on_cuda():
     torch.testing.assert_close(
         output.detach().cpu(), expected(encoder_cpu(frames.detach().cpu())), rtol=1e-3, atol=1e-4
     )
+
+
+def _upsample_by_expand(images):
+    n, c, height, width = images.shape
+    return images[:, :, :, None, :, None].expand(n, c, height, 2, width, 2).reshape(
+        n, c, 2 * height, 2 * width
+    )
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 9), (64, 8, 32, 32), (2, 4, 128, 96)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_upsampling_matches_expand_bit_for_bit_forward_and_backward(shape, dtype):
+    torch.manual_seed(0)
+    images = torch.randn(*shape, dtype=dtype, requires_grad=True)
+    upsampled = _upsample_nearest2x(images)
+    assert torch.equal(upsampled, _upsample_by_expand(images))
+    assert torch.equal(upsampled, torch.repeat_interleave(
+        torch.repeat_interleave(images, 2, dim=2), 2, dim=3))
+    grad = torch.randn_like(upsampled)
+    (fast,) = torch.autograd.grad(upsampled, images, grad)
+    (reference,) = torch.autograd.grad(_upsample_by_expand(images), images, grad)
+    assert torch.equal(fast, reference)
+
+
+def test_upsampling_gradcheck_and_double_backward():
+    images = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_upsample_nearest2x, (images,))
+    assert torch.autograd.gradgradcheck(lambda x: _upsample_nearest2x(x) ** 2, (images,))
