@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -235,11 +236,18 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.handler(args)
-    except (ValueError, TypeError, OSError, ImportError) as error:
-        print(f"skvarae {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        # One line per warning, like the errors, rather than Python's file:line and source.
+        print(f"skvarae {args.command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return args.handler(args)
+        except (ValueError, TypeError, OSError, ImportError) as error:
+            print(f"skvarae {args.command}: error: {error}", file=sys.stderr)
+            return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

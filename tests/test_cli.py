@@ -88,6 +88,19 @@ def test_bad_window_is_an_argparse_error(capsys):
     assert "--window" in capsys.readouterr().err
 
 
+def test_warnings_are_one_line_each(run_files, tmp_path, capsys):
+    model_path = tmp_path / "model.pt"
+    assert main(["fit", *run_files, "--epochs", "1", "--out", str(model_path)]) == 0
+    capsys.readouterr()
+    # One run per group: the test cannot reach p <= 0.05, which it says with a warning.
+    assert main(["compare", str(model_path), "--a", run_files[0], "--b", run_files[1],
+                 "--permutations", "10"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line]
+    assert lines and all(line.startswith("skvarae compare: warning: ") for line in lines)
+    assert "return " not in err and ".py:" not in err
+
+
 def test_python_m_skvarae_help():
     completed = subprocess.run(
         [sys.executable, "-m", "skvarae", "--help"], capture_output=True, text=True, timeout=60
