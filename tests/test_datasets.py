@@ -8,7 +8,7 @@ from scipy import ndimage
 from sklearn.utils import Bunch
 
 from skvarae import datasets
-from skvarae.datasets import make_calcium_movies
+from skvarae.datasets import PRESETS, make_calcium_movies, movie_statistics
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +321,64 @@ def test_keyword_only_parameters():
 def test_docstring_examples():
     result = doctest.testmod(datasets, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ------------------------------------------------------------------ neuropil, preset, statistics
+def test_neuropil_adds_a_diffuse_copy_of_the_cells():
+    kwargs = dict(n_runs=1, n_frames=50, photons_per_unit=None, read_noise=0.0, random_state=3)
+    plain = make_calcium_movies(**kwargs)
+    with_neuropil = make_calcium_movies(neuropil=0.5, **kwargs)
+    assert not np.any(plain.neuropil_footprints)
+    extra = with_neuropil.movies[0] - plain.movies[0]
+    expected = np.tensordot(plain.traces[0], with_neuropil.neuropil_footprints, axes=1)
+    np.testing.assert_allclose(extra, expected, atol=1e-5)
+    # Diffuse: it reaches pixels outside every cell, and its weights average 0.5 / background.
+    outside = (plain.footprints < 1e-3).all(axis=0)
+    assert with_neuropil.neuropil_footprints.sum(axis=0)[outside].max() > 0
+    ratio = with_neuropil.neuropil_footprints.sum(axis=0) / plain.background
+    np.testing.assert_allclose(ratio.mean(), 0.5, rtol=1e-6)
+
+
+def test_preset_sets_defaults_and_explicit_arguments_win():
+    a = make_calcium_movies(n_runs=1, n_frames=20, preset="two_photon", random_state=0)
+    b = make_calcium_movies(n_runs=1, n_frames=20, random_state=0, **PRESETS["two_photon"])
+    np.testing.assert_array_equal(a.movies, b.movies)
+    c = make_calcium_movies(n_runs=1, n_frames=20, preset="two_photon", neuropil=0.0,
+                            random_state=0)
+    assert not np.any(c.neuropil_footprints)
+    with pytest.raises(ValueError, match="preset must be"):
+        make_calcium_movies(preset="widefield")
+
+
+def test_two_photon_preset_matches_the_real_movie_statistics():
+    # Real mouse two-photon movie (see the make_calcium_movies Notes): median lag-1
+    # autocorrelation 0.04 (full), 0.21 (4x4 binned); noise 98 % of the pixel s.d.
+    movie = make_calcium_movies(
+        n_runs=1, n_frames=300, frame_shape=(64, 64), n_cells=10, cell_radius=3.5,
+        preset="two_photon", random_state=5,
+    ).movies[0]
+    stats = movie_statistics(movie)
+    assert 0.02 <= stats["lag1_median"][1] <= 0.07
+    assert 0.05 <= stats["lag1_median"][2] <= 0.16
+    assert 0.12 <= stats["lag1_median"][4] <= 0.35
+    assert stats["noise_fraction_median"][1] >= 0.95
+    # Without the preset the background is static: the median pixel, outside the cells, is
+    # white noise even after binning, unlike the real movie.
+    clean = make_calcium_movies(
+        n_runs=1, n_frames=300, frame_shape=(64, 64), n_cells=10, cell_radius=3.5,
+        random_state=5,
+    ).movies[0]
+    assert movie_statistics(clean, bins=(4,))["lag1_median"][4] < 0.1
+
+
+def test_movie_statistics_on_white_noise_and_a_drift():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((400, 8, 8)) + 10.0
+    stats = movie_statistics(noise)
+    assert abs(stats["lag1_median"][1]) < 0.05
+    assert stats["noise_fraction_median"][1] > 0.95
+    assert abs(stats["drift"]) < 0.01
+    ramp = noise + np.linspace(0, 5, 400)[:, None, None]
+    assert movie_statistics(ramp)["drift"] > 0.3
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        movie_statistics(noise[:2])
