@@ -2,44 +2,62 @@
 
 A fitted :class:`~skvarae.estimator.SparseVARAutoencoder` encodes each frame x_t into latents z_t
 and models them by a sparse VAR, z_t = c + A_1 z_{t-1} + ... + A_p z_{t-p}. The contribution map
-Ω of a run is a (height, width) image saying how much each pixel feeds the latents that drive
-the run's dynamics. With x̃_t = (x_t - offset) / scale the encoder's input, J_t = ∂z/∂x̃ (x̃_t) the
-encoder's Jacobian at frame t (shape (d, height, width)), ``δ_t = (x_t - mean_frame_) / scale`` the
-frame's deviation from the mean frame, and::
+Ω of a run is a (height, width) image saying how much each pixel *drives* the run's dynamics:
+how strongly activity at that pixel predicts the future of *other* places.
 
-    w_j = Σ_k Σ_i |A_k[i, j]|     (the outgoing VAR coefficient mass of latent j, all lags),
+Ingredients. With x̃_t = (x_t - offset) / scale the encoder's input, J_t = ∂z/∂x̃ (x̃_t) the
+encoder's Jacobian at frame t (shape (d, height, width)) and ``δ_t = (x_t - mean_frame_) / scale``
+the frame's deviation from the mean frame, the **reading map** of latent j in a run of T frames
+is::
 
-the map of a run of T frames is::
+    G_j[p] = (1 / T) Σ_t |J_t[j, p] · δ_t[p]|        (which pixels latent j reads, and how much),
 
-    Ω[p] = (1 / T) Σ_t Σ_j w_j · |J_t[j, p] · δ_t[p]|,
+and the **overlap** of two latents is the cosine of their reading maps,
+``S[i, j] = <G_i, G_j> / (|G_i| |G_j|)`` in [0, 1] (1 for i = j, 0 for latents reading disjoint
+pixels).
 
-and the map of several runs is the mean of their maps, each run weighted equally (a run is one
-sample). Ω is non-negative, and zero at pixels that never move away from the mean frame or that
-only feed latents with no outgoing VAR coefficient.
+``kind="driving"`` (the default). The weight of latent j is its outgoing VAR coefficient mass
+towards latents that read *other* pixels::
+
+    w_j = Σ_k Σ_i |A_k[i, j]| · (1 - S[i, j]),          Ω[p] = Σ_j w_j G_j[p].
+
+``kind="cross"``: the same with S replaced by the identity (only the self-terms A_k[j, j] left
+out). ``kind="coefficient"``: all outgoing mass, self-terms included, ``w_j = Σ_k Σ_i |A_k[i, j]|``
+(the definition of skvarae <= 0.1; the same Ω = Σ_j w_j G_j). The map of several runs is the
+mean of their maps, each run weighted equally (a run is one sample). Ω is non-negative, and zero
+at pixels that never move away from the mean frame or that only feed latents with no outgoing
+coefficient to other places.
 
 Why this definition
 -------------------
+- **Driving, not persistence.** Calcium signals are slow, so every latent predicts *itself*:
+  the diagonal of A dominates the coefficient mass, and a map weighted by all outgoing mass
+  finds the *active* cells, not the drivers (evidence page: AUC of the drivers among the cells
+  at chance). "Drives the dynamics" means: activity here predicts the future elsewhere.
+- **Elsewhere is measured in pixels, not in latent indices.** A cell that is split over two
+  neighbouring latents makes each predict the other: a cross-coefficient that is only the
+  cell's own persistence. Weighting each coefficient by ``1 - S[i, j]`` discounts effects on
+  latents that read the same pixels, in proportion to how much they do; for latents reading
+  disjoint pixels (a linear encoder with disjoint supports, or the cells themselves) it is the
+  plain cross-coefficient mass.
 - **Gradient × deviation rather than the bare Jacobian.** ``J_t[j, p] δ_t[p]`` is the first-order
   share of pixel p in the deviation of z_j(x_t) from its value at the mean frame (exact for a
-  linear encoder, where z_j(x_t) - z_j(x̄) = Σ_p J[j, p] δ_t[p]). The bare sensitivity ``|J|`` of a
-  convolutional encoder is nearly translation-invariant: it would rank a static pixel, or a
-  pixel that never changes, like an active one. Weighting by the deviation keeps only pixels
-  whose activity actually enters the latents. With the skip connection, the encoder's input
-  *is* the deviation (δ_t = x̃_t), so this is the usual gradient × input.
+  linear encoder). The bare sensitivity ``|J|`` of a convolutional encoder is nearly
+  translation-invariant: it would rank a static pixel like an active one. With the skip
+  connection the encoder's input *is* the deviation (δ_t = x̃_t): the usual gradient × input.
 - **Unit-free in the input.** ∂z/∂x · (x - x̄) = ∂z/∂x̃ · (x - x̄) / scale: the map does not depend
   on the units of the movie (or on ``scale_``); it is in the units of the latents.
 - **Absolute values per latent and per frame** so that effects on different latents, and of
-  opposite sign at different times (a pixel that rises and falls), do not cancel.
-- **Weights w_j.** The pixel's effect on the VAR forecasts of all latents, all lags, is
+  opposite sign at different times, do not cancel. The pixel's effect on the VAR forecasts is
   ``∂ẑ_{t+k, i} / ∂x_t[p] = Σ_j A_k[i, j] J_t[j, p]``; by the triangle inequality
-  ``Σ_k Σ_i |∂ẑ_{t+k, i} / ∂x_t[p] · δ_t[p]| <= Σ_j w_j |J_t[j, p] δ_t[p]|``. Ω is this bound
-  averaged over frames: a latent counts by how strongly it drives the forecasts (its own future
-  included), and latents that the lasso cut off from the dynamics count for nothing.
+  ``Σ_k Σ_i c_i |∂ẑ_{t+k, i} / ∂x_t[p] · δ_t[p]| <= Σ_j w_j |J_t[j, p] δ_t[p]|`` for weights
+  c_i of the forecast latents: Ω averages this bound over frames.
 
 The maps are in the units of the latents, so maps of one model (runs, conditions) are comparable
-with each other; to compare models (e.g. end-to-end against two-stage training), normalise each
-map, e.g. ``omega / omega.sum()``. A difference map between two conditions is a one-liner,
-``model.contribution_map(X_a) - model.contribution_map(X_b)`` (:func:`difference_map`).
+with each other; to compare models, normalise each map, e.g. ``omega / omega.sum()``. The
+difference map between two conditions is :func:`difference_map`; :func:`difference_map_test`
+adds per-pixel p-values, family-wise corrected by the maximum statistic over a permutation null
+of the condition labels.
 
 Computation: one backward pass per latent (a loop over the d latents, never over pixels) on
 batches of frames, which are independent (the encoder has no batch statistics); the weighted
@@ -51,14 +69,29 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from .io import check_runs, iter_frame_batches
+from .stats import MapPermutationTestResult, permutation_test_maps
 
 __all__ = [
     "latent_weights",
+    "driving_weights",
+    "reading_overlap",
+    "latent_maps",
     "encoder_jacobian",
     "contribution_maps",
     "contribution_map",
     "difference_map",
+    "difference_map_test",
+    "MapPermutationTestResult",
 ]
+
+#: Kinds of contribution map; the first is the default.
+KINDS = ("driving", "cross", "coefficient")
+
+
+def _check_kind(kind):
+    if not (isinstance(kind, str) and kind in KINDS):
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    return kind
 
 #: Pixels (frames x height x width) per batch of the Jacobian pass. The retained graph of the
 #: default encoder holds about ten floats per input pixel, so a batch needs some 50 MiB,
@@ -92,6 +125,90 @@ def latent_weights(coef):
     if coef.ndim < 3 or coef.shape[-1] != coef.shape[-2]:
         raise ValueError(f"coef must have shape (..., lags, d, d), got {coef.shape}.")
     return np.abs(coef).sum(axis=(-3, -2))
+
+
+def reading_overlap(reading_maps):
+    """Overlap of the pixels that latents read: cosine similarity of their reading maps.
+
+    Parameters
+    ----------
+    reading_maps : array-like of shape (..., d, height, width)
+        Non-negative reading maps G_j (see :func:`latent_maps`).
+
+    Returns
+    -------
+    overlap : ndarray of shape (..., d, d)
+        ``S[i, j] = <G_i, G_j> / (|G_i| |G_j|)``, in [0, 1] for non-negative maps; the diagonal
+        is 1 (also for a latent that reads nothing, by convention: it has no "elsewhere").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> G = np.array([[[1.0, 0.0]], [[0.0, 2.0]], [[1.0, 1.0]]])  # 3 latents, 1 x 2 pixels
+    >>> reading_overlap(G).round(3)
+    array([[1.   , 0.   , 0.707],
+           [0.   , 1.   , 0.707],
+           [0.707, 0.707, 1.   ]])
+    """
+    G = np.asarray(reading_maps, dtype=np.float64)
+    if G.ndim < 3:
+        raise ValueError(
+            f"reading_maps must have shape (..., d, height, width), got {G.shape}."
+        )
+    flat = G.reshape(*G.shape[:-2], -1)
+    norms = np.linalg.norm(flat, axis=-1)
+    unit = flat / np.where(norms > 0, norms, 1.0)[..., None]
+    overlap = np.clip(unit @ np.swapaxes(unit, -1, -2), 0.0, 1.0)
+    index = np.arange(G.shape[-3])
+    overlap[..., index, index] = 1.0
+    return overlap
+
+
+def driving_weights(coef, overlap=None):
+    """Outgoing VAR coefficient mass of each latent towards latents that read other pixels.
+
+    ``w_j = Σ_k Σ_i |A_k[i, j]| · (1 - S[i, j])``; with ``overlap=None``, S is the identity
+    (the self-terms ``A_k[j, j]`` are left out, nothing else).
+
+    Parameters
+    ----------
+    coef : array-like of shape (..., lags, d, d)
+        VAR matrices in statsmodels' order (``coef[..., k - 1, i, j]``: effect of latent ``j``
+        at lag ``k`` on latent ``i``).
+    overlap : array-like of shape (..., d, d), optional
+        Overlap S of the latents' reading maps (:func:`reading_overlap`), diagonal 1.
+
+    Returns
+    -------
+    weights : ndarray of shape (..., d)
+        Non-negative float64 weights.
+
+    See Also
+    --------
+    latent_weights : All outgoing mass, self-terms included (``kind="coefficient"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.array([[[0.9, 0.0], [0.5, 0.8]]])  # latent 0 drives latent 1
+    >>> driving_weights(A)
+    array([0.5, 0. ])
+    """
+    coef = np.abs(np.asarray(coef, dtype=np.float64))
+    if coef.ndim < 3 or coef.shape[-1] != coef.shape[-2]:
+        raise ValueError(f"coef must have shape (..., lags, d, d), got {coef.shape}.")
+    d = coef.shape[-1]
+    if overlap is None:
+        keep = 1.0 - np.eye(d)
+    else:
+        overlap = np.asarray(overlap, dtype=np.float64)
+        if overlap.shape[-2:] != (d, d):
+            raise ValueError(
+                f"overlap must have shape (..., {d}, {d}) to match coef, got {overlap.shape}."
+            )
+        keep = 1.0 - overlap
+        keep = keep[..., None, :, :]  # broadcast over lags
+    return (coef * keep).sum(axis=(-3, -2))
 
 
 def _latent_gradients(encoder, frames, indices=None):
@@ -151,16 +268,79 @@ def _module_device_dtype(module):
     return parameter.device, parameter.dtype
 
 
-def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batch_pixels=None):
+def _run_reading_maps(encoder, run, offset, baseline, scale, batch_pixels, device, dtype, d):
+    """Reading maps G of one run, (d, height, width) float64 tensor."""
+    n_frames, height, width = run.shape
+    batch_frames = max(1, batch_pixels // (height * width))
+    same_reference = baseline is offset or np.array_equal(baseline, offset)
+    total = torch.zeros((d, height, width), dtype=torch.float64, device=device)
+    for batch in iter_frame_batches(run, batch_frames):
+        inputs = torch.from_numpy((batch - offset) / scale).to(device=device, dtype=dtype)
+        if same_reference:
+            deviation = inputs.abs()
+        else:
+            deviation = torch.from_numpy(np.abs(batch - baseline) / scale).to(device, dtype)
+        for j, gradient in _latent_gradients(encoder, inputs):
+            total[j] += (gradient.abs_() * deviation).sum(dim=0, dtype=torch.float64)
+    return total / n_frames
+
+
+def latent_maps(encoder, runs, *, offset, scale, baseline=None, batch_pixels=None):
+    """Reading map of every latent in every run: ``G_j[p] = (1/T) Σ_t |J_t[j, p] · δ_t[p]|``.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Maps frames (n, height, width) to latents (n, d), frame by frame.
+    runs : list of array-like of shape (n_frames_r, height, width)
+        Frames in pixel units.
+    offset : float or array-like of shape (height, width)
+        Subtracted from frames before encoding.
+    scale : float
+        Frames are divided by it (after subtracting ``offset``) before encoding.
+    baseline : array-like of shape (height, width), optional
+        Reference frame of the deviation δ_t. Defaults to ``offset``.
+    batch_pixels : int, optional
+        Pixels (frames x height x width) per batch; defaults to 2**20.
+
+    Returns
+    -------
+    maps : ndarray of shape (n_runs, d, height, width)
+        Non-negative float64 reading maps (memory: d times that of one frame per run).
+
+    See Also
+    --------
+    reading_overlap : The overlap S of these maps.
+    contribution_maps : Ω = Σ_j w_j G_j per run, without storing every G.
+    """
+    device, dtype = _module_device_dtype(encoder)
+    offset = np.asarray(offset, dtype=np.float32)
+    baseline = offset if baseline is None else np.asarray(baseline, dtype=np.float32)
+    batch_pixels = _BATCH_PIXELS if batch_pixels is None else int(batch_pixels)
+    first = torch.from_numpy(np.asarray(runs[0][:1], dtype=np.float32)).to(device, dtype)
+    with torch.no_grad():
+        d = int(encoder(first).shape[1])
+    return np.stack([
+        _run_reading_maps(encoder, run, offset, baseline, scale, batch_pixels, device, dtype,
+                          d).cpu().numpy()
+        for run in runs
+    ])
+
+
+def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batch_pixels=None,
+                      kind="driving"):
     """Contribution map of each run, given the encoder and each run's VAR matrices.
 
     For run r with T_r frames, encoder input x̃_t = (x_t - offset) / scale, deviation
-    δ_t = (x_t - baseline) / scale and weights w = :func:`latent_weights` ``(coef[r])``::
+    δ_t = (x_t - baseline) / scale, reading maps
+    ``G_j[p] = (1 / T_r) Σ_t |∂z_j/∂x̃[p] (x̃_t) · δ_t[p]|`` and weights w_j of ``kind``::
 
-        maps[r, p] = (1 / T_r) Σ_t Σ_j w_j |∂z_j/∂x̃[p] (x̃_t) · δ_t[p]|
+        maps[r, p] = Σ_j w_j G_j[p]
 
-    (see the module docstring for why). Frames are processed in batches of about
-    ``batch_pixels`` pixels, with one backward pass per latent.
+    with w = :func:`driving_weights` ``(coef[r], reading_overlap(G))`` for ``"driving"``,
+    :func:`driving_weights` ``(coef[r])`` for ``"cross"`` and :func:`latent_weights`
+    ``(coef[r])`` for ``"coefficient"`` (see the module docstring for why). Frames are
+    processed in batches of about ``batch_pixels`` pixels, with one backward pass per latent.
 
     Parameters
     ----------
@@ -179,6 +359,8 @@ def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batc
     batch_pixels : int, optional
         Pixels (frames x height x width) per batch; bounds memory. Results do not depend on it
         beyond rounding. Defaults to 2**20.
+    kind : {"driving", "cross", "coefficient"}, default="driving"
+        Which outgoing coefficient mass weights the latents (module docstring).
 
     Returns
     -------
@@ -191,6 +373,7 @@ def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batc
         If ``coef`` does not hold one set of VAR matrices per run, or its latent dimension is
         not the encoder's.
     """
+    kind = _check_kind(kind)
     weights = latent_weights(coef)
     if weights.ndim != 2 or len(weights) != len(runs):
         raise ValueError(
@@ -207,6 +390,15 @@ def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batc
     baseline = offset if baseline is None else np.asarray(baseline, dtype=np.float32)
     same_reference = baseline is offset or np.array_equal(baseline, offset)
     batch_pixels = _BATCH_PIXELS if batch_pixels is None else int(batch_pixels)
+    if kind != "coefficient":
+        maps = []
+        for run, run_coef in zip(runs, np.asarray(coef, dtype=np.float64)):
+            G = _run_reading_maps(encoder, run, offset, baseline, scale, batch_pixels, device,
+                                  dtype, weights.shape[-1]).cpu().numpy()
+            overlap = reading_overlap(G) if kind == "driving" else None
+            w = driving_weights(run_coef, overlap)
+            maps.append(np.tensordot(w, G, axes=1))
+        return np.stack(maps)
     maps = []
     for run, run_weights in zip(runs, weights):
         n_frames, height, width = run.shape
@@ -240,7 +432,7 @@ def _model_runs(estimator, X, name):
     return runs
 
 
-def _maps_on(estimator, runs):
+def _maps_on(estimator, runs, kind="driving"):
     """Per-run maps of runs under a fitted model, each run's VAR refitted on its latents."""
     d = int(np.prod(estimator.latent_shape_))
     coef = estimator.transform(runs).reshape(len(runs), estimator.lags, d, d)
@@ -251,22 +443,24 @@ def _maps_on(estimator, runs):
         offset=estimator._offset(),
         scale=estimator.scale_,
         baseline=estimator.mean_frame_,
+        kind=kind,
     )
 
 
-def contribution_map(estimator, X=None, *, per_run=False):
+def contribution_map(estimator, X=None, *, per_run=False, kind="driving"):
     """How much each pixel drives the learned dynamics: the contribution map Ω.
 
     For each run r (T_r frames), with the encoder's Jacobian J_t = ∂z/∂x̃ at the standardised
-    frame x̃_t, the deviation ``δ_t = (x_t - mean_frame_) / scale_`` from the mean frame, and the
-    outgoing VAR coefficient mass ``w_j = Σ_k Σ_i |A_k[i, j]|`` of latent j in run r::
+    frame x̃_t and the deviation ``δ_t = (x_t - mean_frame_) / scale_`` from the mean frame, the
+    reading map of latent j is ``G_j[p] = (1 / T_r) Σ_t |J_t[j, p] · δ_t[p]|``, the overlap of
+    two latents is the cosine S[i, j] of their reading maps, and (``kind="driving"``)::
 
-        Ω_r[p] = (1 / T_r) Σ_t Σ_j w_j |J_t[j, p] · δ_t[p]|,      Ω = (1 / n_runs) Σ_r Ω_r.
+        w_j = Σ_k Σ_i |A_k[i, j]| (1 - S[i, j]),   Ω_r[p] = Σ_j w_j G_j[p],   Ω = mean_r Ω_r.
 
-    That is the encoder's sensitivity of each latent to each pixel, times the pixel's activity
-    (gradient × deviation from the mean frame), weighted by how strongly the latent drives the
-    VAR forecasts, averaged over frames and then over runs (each run weighted equally). See
-    :mod:`skvarae.contribution` for why this variant.
+    A pixel counts by how much its activity enters latents whose VAR coefficients predict the
+    future of latents that read *other* pixels: activity here that predicts activity
+    elsewhere. A latent's own persistence (and that of a cell split over two latents) is not
+    driving. See :mod:`skvarae.contribution` for the reasoning and the other kinds.
 
     Parameters
     ----------
@@ -275,9 +469,15 @@ def contribution_map(estimator, X=None, *, per_run=False):
     X : runs, optional
         Runs with frames of the model's shape (any form the estimator accepts). Each run's VAR
         is refitted on its latents (as in ``transform``) to give its weights. With ``None``, the
-        maps of the training runs computed at the end of ``fit`` (with ``coef_``) are returned.
+        maps of the training runs computed at the end of ``fit`` (with ``coef_``, default kind)
+        are returned.
     per_run : bool, default=False
         Return one map per run instead of their mean.
+    kind : {"driving", "cross", "coefficient"}, default="driving"
+        ``"driving"``: outgoing coefficient mass towards latents reading other pixels;
+        ``"cross"``: all outgoing mass except the self-terms; ``"coefficient"``: all outgoing
+        mass, self-terms included (the definition of skvarae <= 0.1). Kinds other than the
+        default need ``X`` (the training runs are not stored).
 
     Returns
     -------
@@ -288,11 +488,13 @@ def contribution_map(estimator, X=None, *, per_run=False):
     Raises
     ------
     ValueError
-        If ``X`` is not valid runs, or its frames do not have the model's shape.
+        If ``X`` is not valid runs, or its frames do not have the model's shape, or ``kind`` is
+        unknown, or ``X`` is None with a kind other than ``"driving"``.
 
     See Also
     --------
     difference_map : Ω_a - Ω_b between two conditions.
+    difference_map_test : The same with family-wise corrected per-pixel p-values.
     contribution_maps : The computation on an encoder and VAR matrices.
 
     Examples
@@ -306,14 +508,20 @@ def contribution_map(estimator, X=None, *, per_run=False):
     ((8, 8), (2, 8, 8))
     """
     check_is_fitted(estimator)
+    kind = _check_kind(kind)
     if X is None:
+        if kind != KINDS[0]:
+            raise ValueError(
+                f"kind={kind!r} needs the runs: pass X (e.g. the training runs); only the "
+                f"default kind {KINDS[0]!r} is stored for the training runs."
+            )
         maps = np.array(estimator.contribution_maps_, copy=True)
     else:
-        maps = _maps_on(estimator, _model_runs(estimator, X, "X"))
+        maps = _maps_on(estimator, _model_runs(estimator, X, "X"), kind)
     return maps if per_run else maps.mean(axis=0)
 
 
-def difference_map(estimator, X_a, X_b):
+def difference_map(estimator, X_a, X_b, *, kind="driving"):
     """Difference of the contribution maps of two sets of runs, Ω_a - Ω_b.
 
     Parameters
@@ -322,6 +530,8 @@ def difference_map(estimator, X_a, X_b):
         A fitted model.
     X_a, X_b : runs
         Runs of the two conditions, with frames of the model's shape.
+    kind : {"driving", "cross", "coefficient"}, default="driving"
+        Kind of contribution map (see :func:`contribution_map`).
 
     Returns
     -------
@@ -338,10 +548,81 @@ def difference_map(estimator, X_a, X_b):
     See Also
     --------
     contribution_map : The map of one set of runs.
+    difference_map_test : Where the difference is beyond chance (permutation test).
     """
     check_is_fitted(estimator)
+    kind = _check_kind(kind)
     omega = [
-        _maps_on(estimator, _model_runs(estimator, X, name)).mean(axis=0)
+        _maps_on(estimator, _model_runs(estimator, X, name), kind).mean(axis=0)
         for name, X in (("X_a", X_a), ("X_b", X_b))
     ]
     return omega[0] - omega[1]
+
+
+def difference_map_test(estimator, X_a, X_b, *, kind="driving", n_permutations=1000,
+                        random_state=None):
+    """Where do two conditions' contribution maps differ beyond chance? A permutation test.
+
+    Every run of both conditions gets its own map (its VAR refitted on its latents, as in
+    :func:`contribution_map` with ``per_run=True``); the statistic of pixel p is
+    ``|mean_a Ω_r[p] - mean_b Ω_r[p]|``. Condition labels are permuted across runs, as
+    :func:`skvarae.stats.compare_sequences` does (runs are the exchangeable units; neither the
+    network nor the VARs are refitted), and every pixel's p-value is family-wise corrected by
+    the maximum statistic over pixels (:func:`skvarae.stats.permutation_test_maps`).
+
+    Parameters
+    ----------
+    estimator : SparseVARAutoencoder
+        A fitted model.
+    X_a, X_b : runs
+        Runs of the two conditions (at least one each; several are needed for a useful test:
+        4 vs 4 runs give p-values down to 2/70 = 0.029).
+    kind : {"driving", "cross", "coefficient"}, default="driving"
+        Kind of contribution map.
+    n_permutations : int, default=1000
+        Exact enumeration when all relabellings fit, else the number of random permutations.
+    random_state : int, numpy Generator, RandomState instance or None, default=None
+        Source of the random permutations.
+
+    Returns
+    -------
+    result : skvarae.stats.MapPermutationTestResult
+        ``difference`` (Ω_a - Ω_b, (height, width)), family-wise ``pvalues`` (height, width),
+        ``pvalues_uncorrected``, ``null_max`` and the bookkeeping; ``result.significant(0.05)``
+        is the mask of pixels where the conditions differ at family-wise level 0.05.
+
+    Raises
+    ------
+    ValueError
+        If a group is not valid runs or its frames do not have the model's shape.
+
+    See Also
+    --------
+    skvarae.plotting.plot_difference_map_test : The thresholded map over the mean frame.
+
+    Notes
+    -----
+    The test is calibrated when the runs are exchangeable under H0 (same dynamics in both
+    conditions): ``benchmarks/bench_test_calibration.py --maps`` measures the family-wise rate
+    on simulated null movies. Blocks of runs are not used here: a map needs a whole run.
+
+    Examples
+    --------
+    >>> from skvarae.datasets import make_calcium_movies
+    >>> from skvarae.estimator import SparseVARAutoencoder
+    >>> from skvarae.contribution import difference_map_test
+    >>> X = make_calcium_movies(n_runs=8, n_frames=60, random_state=0).movies
+    >>> model = SparseVARAutoencoder(max_epochs=2, random_state=0).fit(X)
+    >>> result = difference_map_test(model, X[0::2], X[1::2])
+    >>> result.pvalues.shape, result.n_permutations, result.exact
+    ((32, 32), 70, True)
+    """
+    check_is_fitted(estimator)
+    kind = _check_kind(kind)
+    maps = [
+        _maps_on(estimator, _model_runs(estimator, X, name), kind)
+        for name, X in (("X_a", X_a), ("X_b", X_b))
+    ]
+    return permutation_test_maps(
+        maps[0], maps[1], n_permutations=n_permutations, random_state=random_state
+    )

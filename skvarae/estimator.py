@@ -491,22 +491,21 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         total = np.sum((observed - observed.mean(axis=0)) ** 2)
         return 1.0 - residual / total if total > 0 else float(residual == 0)
 
-    def contribution_map(self, X=None, *, per_run=False):
+    def contribution_map(self, X=None, *, per_run=False, kind="driving"):
         """How much each pixel drives the learned dynamics: the contribution map Ω.
 
         For each run r (T_r frames), with the encoder's Jacobian J_t = ∂z/∂x̃ at the
-        standardised frame x̃_t, the deviation ``δ_t = (x_t - mean_frame_) / scale_`` of the frame
-        from the mean frame, and the outgoing VAR coefficient mass ``w_j = Σ_k Σ_i |A_k[i, j]|`` of
-        latent j in run r::
+        standardised frame x̃_t and the deviation ``δ_t = (x_t - mean_frame_) / scale_``, the
+        reading map of latent j is ``G_j[p] = (1 / T_r) Σ_t |J_t[j, p] · δ_t[p]|``, S[i, j] is
+        the cosine of two latents' reading maps, and (``kind="driving"``)::
 
-            Ω_r[p] = (1 / T_r) Σ_t Σ_j w_j |J_t[j, p] · δ_t[p]|,    Ω = (1 / n_runs) Σ_r Ω_r.
+            w_j = Σ_k Σ_i |A_k[i, j]| (1 - S[i, j]),   Ω_r[p] = Σ_j w_j G_j[p],   Ω = mean_r Ω_r.
 
-        The encoder's sensitivity of each latent to each pixel times the pixel's activity
-        (gradient × deviation), weighted by how strongly the latent drives the VAR forecasts,
-        averaged over frames, then over runs (each run weighted equally). The reasons for this
-        variant are in :mod:`skvarae.contribution`. A difference map between two conditions is
-        ``model.contribution_map(X_a) - model.contribution_map(X_b)``
-        (:func:`skvarae.contribution.difference_map`).
+        Activity at a pixel counts by how much it feeds latents that predict the future of
+        latents reading *other* pixels (a latent's own persistence is not driving). The
+        reasons and the other kinds are in :mod:`skvarae.contribution`; the difference between
+        two conditions, with family-wise corrected p-values, is
+        :func:`skvarae.contribution.difference_map_test`.
 
         Parameters
         ----------
@@ -516,6 +515,9 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             of the training runs (``contribution_maps_``, weighted by ``coef_``).
         per_run : bool, default=False
             Return one map per run instead of their mean.
+        kind : {"driving", "cross", "coefficient"}, default="driving"
+            ``"cross"`` leaves out only the self-terms; ``"coefficient"`` is all outgoing mass,
+            self-terms included (skvarae <= 0.1). Kinds other than the default need ``X``.
 
         Returns
         -------
@@ -523,7 +525,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             Non-negative float64 map(s), in the units of the latents; (n_runs, height, width)
             with ``per_run=True``.
         """
-        return _contribution_map(self, X, per_run=per_run)
+        return _contribution_map(self, X, per_run=per_run, kind=kind)
 
     def compare_sequences(
         self, X_a, X_b, *, n_permutations=1000, random_state=None, n_jobs=None, **kwargs

@@ -13,9 +13,14 @@ from skvarae.contribution import (
     contribution_map,
     contribution_maps,
     difference_map,
+    difference_map_test,
+    driving_weights,
     encoder_jacobian,
+    latent_maps,
     latent_weights,
+    reading_overlap,
 )
+from skvarae.stats import permutation_test_maps
 from skvarae.network import ConvEncoder
 from skvarae.var import fit_var
 
@@ -78,18 +83,31 @@ def tiny_encoder(frame_shape=(5, 4), seed=0):
     return ConvEncoder(frame_shape, latent_channels=1, max_latent_side=2, base_channels=2).double()
 
 
-def brute_force_maps(encoder, runs, coef, offset, scale, baseline):
-    """The documented formula, frame by frame, with torch.autograd.functional.jacobian."""
+def brute_force_maps(encoder, runs, coef, offset, scale, baseline, kind="coefficient"):
+    """The documented formulas, frame by frame, with torch.autograd.functional.jacobian."""
     maps = []
     for run, run_coef in zip(runs, coef):
-        w = np.abs(run_coef).sum(axis=(0, 1))  # w_j = sum_k sum_i |A_k[i, j]|
-        per_frame = []
+        reading = []  # G_j: (d, h, w) per frame
         for frame in np.asarray(run, dtype=np.float32):
             x = torch.from_numpy((frame - offset) / scale).double()
             jac = torch.autograd.functional.jacobian(lambda f: encoder(f[None])[0], x).numpy()
             deviation = (frame - baseline) / scale
-            per_frame.append(np.einsum("j,jhw->hw", w, np.abs(jac * deviation)))
-        maps.append(np.mean(per_frame, axis=0))
+            reading.append(np.abs(jac * deviation))
+        G = np.mean(reading, axis=0)
+        A = np.abs(run_coef).sum(axis=0)  # sum over lags: |A|[i, j]
+        if kind == "coefficient":
+            w = A.sum(axis=0)  # w_j = sum_k sum_i |A_k[i, j]|
+        else:
+            d = len(G)
+            S = np.eye(d)
+            if kind == "driving":
+                for i in range(d):
+                    for j in range(d):
+                        ni, nj = np.linalg.norm(G[i]), np.linalg.norm(G[j])
+                        if i != j and ni > 0 and nj > 0:
+                            S[i, j] = np.sum(G[i] * G[j]) / (ni * nj)
+            w = np.array([sum(A[i, j] * (1 - S[i, j]) for i in range(d)) for j in range(d)])
+        maps.append(np.einsum("j,jhw->hw", w, G))
     return np.stack(maps)
 
 
@@ -130,17 +148,20 @@ def test_contribution_maps_match_the_documented_formula():
     coef[0, :, :, 1] = 0.0
     baseline = 10 + 0.1 * rng.standard_normal((5, 4)).astype(np.float32)
     offset = np.full((5, 4), 9.5, dtype=np.float32)
-    maps = contribution_maps(encoder, runs, coef, offset=offset, scale=2.0, baseline=baseline)
-    expected = brute_force_maps(encoder, runs, coef, offset, 2.0, baseline)
-    assert maps.shape == (2, 5, 4) and maps.dtype == np.float64
-    np.testing.assert_allclose(maps, expected, rtol=1e-9, atol=1e-12)
-    # The baseline defaults to the offset (the skip connection: input and deviation coincide).
-    np.testing.assert_allclose(
-        contribution_maps(encoder, runs, coef, offset=baseline, scale=2.0),
-        brute_force_maps(encoder, runs, coef, baseline, 2.0, baseline),
-        rtol=1e-9,
-        atol=1e-12,
-    )
+    for kind in ("driving", "cross", "coefficient"):
+        maps = contribution_maps(encoder, runs, coef, offset=offset, scale=2.0,
+                                 baseline=baseline, kind=kind)
+        expected = brute_force_maps(encoder, runs, coef, offset, 2.0, baseline, kind)
+        assert maps.shape == (2, 5, 4) and maps.dtype == np.float64
+        np.testing.assert_allclose(maps, expected, rtol=1e-9, atol=1e-12)
+        # The baseline defaults to the offset (the skip connection: input and deviation
+        # coincide).
+        np.testing.assert_allclose(
+            contribution_maps(encoder, runs, coef, offset=baseline, scale=2.0, kind=kind),
+            brute_force_maps(encoder, runs, coef, baseline, 2.0, baseline, kind),
+            rtol=1e-9,
+            atol=1e-12,
+        )
 
 
 @pytest.mark.parametrize("batch_pixels", [1, 20, 61])
@@ -215,7 +236,9 @@ def test_known_driving_region_ranks_highest_with_a_transparent_encoder():
         runs.append(run)
         latents = encoder(torch.from_numpy(run - background).double())
         coefs.append(fit_var(latents, alpha=0.1)[0].numpy())
-    maps = contribution_maps(encoder, runs, np.stack(coefs), offset=background, scale=1.0)
+    # A region that only persists: found by the coefficient mass, not by the driving map.
+    maps = contribution_maps(encoder, runs, np.stack(coefs), offset=background, scale=1.0,
+                             kind="coefficient")
     omega = maps.mean(axis=0)
     assert omega[mask].min() > omega[~mask].max()
     np.testing.assert_array_equal(omega[silent], 0.0)
@@ -249,7 +272,8 @@ def test_map_without_X_equals_the_map_on_the_training_runs(fitted, movies):
 def test_training_maps_use_coef_as_weights(fitted, movies):
     encoder = copy.deepcopy(fitted.encoder_).double()
     expected = brute_force_maps(
-        encoder, movies, fitted.coef_, fitted.mean_frame_, fitted.scale_, fitted.mean_frame_
+        encoder, movies, fitted.coef_, fitted.mean_frame_, fitted.scale_, fitted.mean_frame_,
+        kind="driving",
     )
     np.testing.assert_allclose(fitted.contribution_maps_, expected, rtol=1e-4, atol=1e-7)
 
@@ -337,7 +361,8 @@ def test_trained_model_ranks_the_driving_region_highest(corner):
         latent_channels=1, max_latent_side=3, base_channels=4, max_epochs=10,
         learning_rate=1e-2, batch_size=4, alpha=0.2, random_state=0,
     ).fit(X)
-    omega = model.contribution_map()
+    # The block only persists (no other place depends on it): the coefficient mass finds it.
+    omega = model.contribution_map(X, kind="coefficient")
     assert roc_auc_score(mask.ravel(), omega.ravel()) > 0.9
     assert omega[mask].mean() > 4 * omega[~mask].mean()
     # What leaks out of the block stays within the receptive field of the latents that read it
@@ -346,3 +371,124 @@ def test_trained_model_ranks_the_driving_region_highest(corner):
     far[:4, :4] = True
     far = far[:: 2 * corner[0] - 1, :: 2 * corner[1] - 1]  # the corner opposite the block
     assert omega[far].max() < 0.05 * omega[mask].max()
+
+
+# ------------------------------------------------------------------ the driving map (issue 13)
+class LinearEncoder(nn.Module):
+    """z = W x for frames x (n, h, w): a transparent, linear encoder."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.weight = nn.Parameter(torch.as_tensor(weight, dtype=torch.float64),
+                                   requires_grad=False)
+        self.n_latent = len(weight)
+
+    def forward(self, frames):
+        return frames.flatten(1) @ self.weight.T
+
+
+def test_driving_map_on_a_linear_toy_is_known_exactly():
+    # 4 latents, each the sum of one 2 x 2 block of a 4 x 4 frame (disjoint supports, so the
+    # reading maps do not overlap and S is the identity). Every latent persists (A[j, j] = 0.9);
+    # only latent 0 drives another latent (A[2, 0] = 0.5), and latent 3 drives latent 1 weakly
+    # (A[1, 3] = 0.2). The driving map is then exactly 0.5 G_0 + 0.2 G_3, with
+    # G_j[p] = mean_t |W[j, p] δ_t[p]| = mean_t |δ_t[p]| on block j.
+    blocks = np.zeros((4, 4, 4))
+    for j, (r, c) in enumerate([(0, 0), (0, 2), (2, 0), (2, 2)]):
+        blocks[j, r : r + 2, c : c + 2] = 1.0
+    encoder = LinearEncoder(blocks.reshape(4, -1))
+    coef = 0.9 * np.eye(4)[None, None].repeat(2, axis=0)
+    coef[:, 0, 2, 0], coef[:, 0, 1, 3] = 0.5, 0.2
+    rng = np.random.default_rng(0)
+    runs = [rng.standard_normal((30, 4, 4)), rng.standard_normal((20, 4, 4))]
+    activity = np.stack([np.abs(run).mean(axis=0) for run in runs])  # mean_t |δ_t|
+    expected = activity * (0.5 * blocks[0] + 0.2 * blocks[3])
+    maps = contribution_maps(encoder, runs, coef, offset=0.0, scale=1.0)
+    np.testing.assert_allclose(maps, expected, rtol=1e-6, atol=1e-9)
+    # Leaving out only the self-terms gives the same map here (no overlap between latents) ...
+    np.testing.assert_allclose(
+        contribution_maps(encoder, runs, coef, offset=0.0, scale=1.0, kind="cross"),
+        expected, rtol=1e-6, atol=1e-9,
+    )
+    # ... while the coefficient mass counts every latent's persistence: all blocks light up.
+    coefficient = contribution_maps(encoder, runs, coef, offset=0.0, scale=1.0,
+                                    kind="coefficient")
+    np.testing.assert_allclose(
+        coefficient, activity * (1.4 * blocks[0] + 0.9 * blocks[1] + 0.9 * blocks[2]
+                                 + 1.1 * blocks[3]), rtol=1e-6, atol=1e-9,
+    )
+
+
+def test_driving_map_ignores_a_cell_split_over_two_latents():
+    # Latents 0 and 1 read the same 2 x 2 block (one "cell" split over two latents) and
+    # predict each other: that is the block's persistence, not driving. Latent 2 reads another
+    # block and drives latent 0: the only driver.
+    weight = np.zeros((3, 4, 4))
+    weight[0, :2, :2] = 1.0
+    weight[1, :2, :2] = 0.5
+    weight[2, 2:, 2:] = 1.0
+    encoder = LinearEncoder(weight.reshape(3, -1))
+    coef = np.zeros((1, 1, 3, 3))
+    coef[0, 0, 0, 1] = coef[0, 0, 1, 0] = 0.6
+    coef[0, 0, 0, 2] = 0.3
+    run = np.random.default_rng(1).standard_normal((40, 4, 4))
+    omega = contribution_maps(encoder, [run], coef, offset=0.0, scale=1.0)[0]
+    np.testing.assert_allclose(omega[:2, :2], 0.0, atol=1e-12)
+    np.testing.assert_allclose(omega[2:, 2:], 0.3 * np.abs(run[:, 2:, 2:]).mean(axis=0),
+                               rtol=1e-6)
+    # kind="cross" counts the split cell's mutual prediction as driving.
+    cross = contribution_maps(encoder, [run], coef, offset=0.0, scale=1.0, kind="cross")[0]
+    assert cross[:2, :2].min() > 0.1
+
+
+def test_reading_overlap_and_driving_weights():
+    G = np.zeros((3, 2, 2))
+    G[0, 0, 0] = G[1, 0, 0] = 2.0
+    G[2, 1, 1] = 1.0
+    S = reading_overlap(G)
+    np.testing.assert_allclose(S, [[1, 1, 0], [1, 1, 0], [0, 0, 1]])
+    np.testing.assert_allclose(reading_overlap(np.zeros((2, 2, 2))), np.eye(2))
+    A = np.array([[[0.9, 0.4, 0.3], [0.4, 0.9, 0.0], [0.0, 0.0, 0.9]]])
+    np.testing.assert_allclose(driving_weights(A, S), [0.0, 0.0, 0.3])
+    np.testing.assert_allclose(driving_weights(A), [0.4, 0.4, 0.3])
+    with pytest.raises(ValueError, match="overlap must have shape"):
+        driving_weights(A, np.eye(2))
+
+
+def test_latent_maps_sum_to_the_coefficient_map():
+    encoder = tiny_encoder()
+    rng = np.random.default_rng(4)
+    runs = [rng.standard_normal((6, 5, 4)).astype(np.float32)]
+    coef = np.abs(rng.standard_normal((1, 1, encoder.n_latent, encoder.n_latent)))
+    G = latent_maps(encoder, runs, offset=0.0, scale=1.0)
+    assert G.shape == (1, encoder.n_latent, 5, 4)
+    np.testing.assert_allclose(
+        np.tensordot(latent_weights(coef[0]), G[0], axes=1),
+        contribution_maps(encoder, runs, coef, offset=0.0, scale=1.0, kind="coefficient")[0],
+        rtol=1e-9,
+    )
+
+
+def test_unknown_kind_and_kind_without_X_raise(fitted, movies):
+    with pytest.raises(ValueError, match="kind must be one of"):
+        fitted.contribution_map(movies, kind="total")
+    with pytest.raises(ValueError, match="needs the runs"):
+        fitted.contribution_map(kind="coefficient")
+    assert fitted.contribution_map(movies, kind="coefficient").shape == (6, 5)
+
+
+# ------------------------------------------------------------------ the difference-map test
+def test_difference_map_test_matches_difference_map_and_the_array_test(fitted, movies):
+    X_a, X_b = movies[:2], movies[1:]
+    result = difference_map_test(fitted, X_a, X_b)
+    np.testing.assert_allclose(result.difference, difference_map(fitted, X_a, X_b),
+                               rtol=1e-10, atol=1e-12)
+    maps_a = fitted.contribution_map(X_a, per_run=True)
+    maps_b = fitted.contribution_map(X_b, per_run=True)
+    direct = permutation_test_maps(maps_a, maps_b)
+    np.testing.assert_allclose(result.pvalues, direct.pvalues)
+    assert result.exact and result.n_permutations == 6  # C(4, 2)
+    assert result.pvalues.shape == (6, 5) and (result.pvalues > 0).all()
+    assert (result.pvalues >= result.pvalues_uncorrected - 1e-12).all()
+    with pytest.raises(ValueError, match="X_b"):
+        difference_map_test(fitted, X_a, movies[:, :, :3])

@@ -15,6 +15,7 @@ import torch
 
 from skvarae import stats
 from skvarae.stats import (
+    permutation_test_maps,
     PermutationTestResult,
     compare_latents,
     compare_sequences,
@@ -451,3 +452,74 @@ def test_compare_sequences_needs_a_fitted_model():
     estimator = pytest.importorskip("skvarae.estimator")
     with pytest.raises(NotFittedError):
         compare_sequences(estimator.SparseVARAutoencoder(), np.zeros((2, 10, 8, 8)), None)
+
+
+# ------------------------------------------------------------------ per-pixel map test
+def _brute_force_maxT(maps_a, maps_b):
+    """Exact maxT p-values by explicit enumeration (reference for permutation_test_maps)."""
+    from itertools import combinations as _combinations
+
+    flat = np.concatenate([maps_a, maps_b]).reshape(len(maps_a) + len(maps_b), -1)
+    n, n_a = len(flat), len(maps_a)
+    observed = np.abs(flat[:n_a].mean(0) - flat[n_a:].mean(0))
+    maxima = []
+    for units in _combinations(range(n), n_a):
+        rest = [u for u in range(n) if u not in units]
+        maxima.append(np.abs(flat[list(units)].mean(0) - flat[rest].mean(0)).max())
+    maxima = np.array(maxima)
+    return np.array([(maxima >= t - 1e-9 * max(t, 1)).mean() for t in observed])
+
+
+def test_map_test_matches_brute_force_enumeration():
+    rng = np.random.default_rng(0)
+    maps_a, maps_b = rng.random((3, 4, 3)), rng.random((4, 4, 3))
+    result = permutation_test_maps(maps_a, maps_b)
+    assert result.exact and result.n_permutations == 35
+    np.testing.assert_allclose(result.pvalues.ravel(), _brute_force_maxT(maps_a, maps_b))
+    np.testing.assert_allclose(result.difference, maps_a.mean(0) - maps_b.mean(0))
+    assert (result.pvalues >= result.pvalues_uncorrected).all()
+
+
+def test_map_test_under_the_null_controls_the_family_wise_rate():
+    # 5 vs 5 exchangeable runs (252 relabellings, exact), 30 pixels with unequal variances
+    # and correlations: the rate of any pixel with p <= 0.05 must not exceed 0.05 beyond noise.
+    rng = np.random.default_rng(1)
+    mixing = rng.standard_normal((30, 30)) * rng.uniform(0.1, 3.0, 30)
+    any_significant = []
+    for _ in range(300):
+        maps = (rng.standard_normal((10, 30)) @ mixing).reshape(10, 5, 6)
+        result = permutation_test_maps(maps[:5], maps[5:])
+        any_significant.append(result.significant(0.05).any())
+    rate = np.mean(any_significant)
+    assert 0.01 <= rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 300)
+
+
+def test_map_test_finds_the_changed_region_only():
+    rng = np.random.default_rng(2)
+    maps = rng.normal(1.0, 0.1, (12, 8, 8))
+    maps[6:, 2:4, 5:7] += 1.0  # condition b drives more in a 2 x 2 region
+    result = permutation_test_maps(maps[:6], maps[6:], n_permutations=500, random_state=0)
+    assert not result.exact and result.n_permutations == 500
+    significant = result.significant(0.05)
+    assert significant[2:4, 5:7].all() and significant.sum() == 4
+    assert result.pvalues[2:4, 5:7].max() == pytest.approx(1 / 501)
+    assert (result.difference[2:4, 5:7] < -0.5).all()
+    # Random permutations are reproducible from the seed.
+    again = permutation_test_maps(maps[:6], maps[6:], n_permutations=500, random_state=0)
+    np.testing.assert_array_equal(again.null_max, result.null_max)
+
+
+def test_map_test_rejects_bad_input():
+    maps = np.zeros((3, 4, 4))
+    with pytest.raises(ValueError, match="maps_a must have shape"):
+        permutation_test_maps(maps[0], maps)
+    with pytest.raises(ValueError, match="same shape"):
+        permutation_test_maps(maps, maps[:, :3])
+    with pytest.raises(ValueError, match="no runs"):
+        permutation_test_maps(maps[:0], maps)
+    bad = maps.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        permutation_test_maps(bad, maps)
+    with pytest.raises(ValueError, match="n_permutations"):
+        permutation_test_maps(maps, maps, n_permutations=0)
