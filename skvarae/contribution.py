@@ -5,28 +5,24 @@ and models them by a sparse VAR, z_t = c + A_1 z_{t-1} + ... + A_p z_{t-p}. The 
 Ω of a run is a (height, width) image saying how much each pixel *drives* the run's dynamics:
 how strongly activity at that pixel predicts the future of *other* places.
 
-Ingredients. With x̃_t = (x_t - offset) / scale the encoder's input, J_t = ∂z/∂x̃ (x̃_t) the
-encoder's Jacobian at frame t (shape (d, height, width)) and ``δ_t = (x_t - mean_frame_) / scale``
-the frame's deviation from the mean frame, the **reading map** of latent j in a run of T frames
-is::
+With x̃_t = (x_t - offset) / scale the encoder's input, J_t = ∂z/∂x̃ (x̃_t) the encoder's
+Jacobian at frame t (shape (d, height, width)) and ``δ_t = (x_t - mean_frame_) / scale`` the
+frame's deviation from the mean frame, the **reading map** of latent j in a run of T frames is::
 
     G_j[p] = (1 / T) Σ_t |J_t[j, p] · δ_t[p]|        (which pixels latent j reads, and how much),
 
-and the **overlap** of two latents is the cosine of their reading maps,
-``S[i, j] = <G_i, G_j> / (|G_i| |G_j|)`` in [0, 1] (1 for i = j, 0 for latents reading disjoint
-pixels).
+and the map is ``Ω[p] = Σ_j w_j G_j[p]``, with the weights w_j of latent j computed from the
+run's VAR matrices A_k. ``kind="driving"`` (the default) uses the **net outflow**::
 
-``kind="driving"`` (the default). The weight of latent j is its outgoing VAR coefficient mass
-towards latents that read *other* pixels::
+    out_j = Σ_k Σ_{i≠j} |A_k[i, j]|      (how much latent j predicts the other latents),
+    in_j  = Σ_k Σ_{i≠j} |A_k[j, i]|      (how much the other latents predict latent j),
+    w_j   = max(out_j - in_j, 0).
 
-    w_j = Σ_k Σ_i |A_k[i, j]| · (1 - S[i, j]),          Ω[p] = Σ_j w_j G_j[p].
-
-``kind="cross"``: the same with S replaced by the identity (only the self-terms A_k[j, j] left
-out). ``kind="coefficient"``: all outgoing mass, self-terms included, ``w_j = Σ_k Σ_i |A_k[i, j]|``
-(the definition of skvarae <= 0.1; the same Ω = Σ_j w_j G_j). The map of several runs is the
-mean of their maps, each run weighted equally (a run is one sample). Ω is non-negative, and zero
-at pixels that never move away from the mean frame or that only feed latents with no outgoing
-coefficient to other places.
+``kind="cross"`` uses ``w_j = out_j`` (only the self-terms left out) and ``kind="coefficient"``
+all outgoing mass, self-terms included, ``w_j = Σ_k Σ_i |A_k[i, j]|`` (the definition of
+skvarae <= 0.1). The map of several runs is the mean of their maps, each run weighted equally
+(a run is one sample). Ω is non-negative, and zero at pixels that never move away from the mean
+frame or that only feed latents that predict the others no more than they are predicted.
 
 Why this definition
 -------------------
@@ -34,12 +30,15 @@ Why this definition
   the diagonal of A dominates the coefficient mass, and a map weighted by all outgoing mass
   finds the *active* cells, not the drivers (evidence page: AUC of the drivers among the cells
   at chance). "Drives the dynamics" means: activity here predicts the future elsewhere.
-- **Elsewhere is measured in pixels, not in latent indices.** A cell that is split over two
-  neighbouring latents makes each predict the other: a cross-coefficient that is only the
-  cell's own persistence. Weighting each coefficient by ``1 - S[i, j]`` discounts effects on
-  latents that read the same pixels, in proportion to how much they do; for latents reading
-  disjoint pixels (a linear encoder with disjoint supports, or the cells themselves) it is the
-  plain cross-coefficient mass.
+- **Net flow, because a latent is not a cell.** Leaving out the diagonal is not enough: a cell
+  that is split over two latents (neighbouring tiles of the latent grid, or two components that
+  mix it) makes each latent predict the other, a cross-coefficient that is only the cell's own
+  persistence, and it does so in both directions. A driver predicts its targets without being
+  predicted by them. Subtracting the inflow cancels the symmetric part and keeps the directed
+  one (a "net Granger outflow"); for latents that are exactly the cells, with one-way
+  couplings, it is the plain cross-coefficient mass. Measured on simulated movies
+  (``docs/evidence.md``), it ranks the driver cells above the other cells where the outflow
+  alone does not.
 - **Gradient × deviation rather than the bare Jacobian.** ``J_t[j, p] δ_t[p]`` is the first-order
   share of pixel p in the deviation of z_j(x_t) from its value at the mean frame (exact for a
   linear encoder). The bare sensitivity ``|J|`` of a convolutional encoder is nearly
@@ -48,10 +47,11 @@ Why this definition
 - **Unit-free in the input.** ∂z/∂x · (x - x̄) = ∂z/∂x̃ · (x - x̄) / scale: the map does not depend
   on the units of the movie (or on ``scale_``); it is in the units of the latents.
 - **Absolute values per latent and per frame** so that effects on different latents, and of
-  opposite sign at different times, do not cancel. The pixel's effect on the VAR forecasts is
-  ``∂ẑ_{t+k, i} / ∂x_t[p] = Σ_j A_k[i, j] J_t[j, p]``; by the triangle inequality
-  ``Σ_k Σ_i c_i |∂ẑ_{t+k, i} / ∂x_t[p] · δ_t[p]| <= Σ_j w_j |J_t[j, p] δ_t[p]|`` for weights
-  c_i of the forecast latents: Ω averages this bound over frames.
+  opposite sign at different times, do not cancel. The pixel's effect on the VAR forecasts of
+  the other latents is ``∂ẑ_{t+k, i} / ∂x_t[p] = Σ_j A_k[i, j] J_t[j, p]``; by the triangle
+  inequality, ``Σ_k Σ_{i≠j} |A_k[i, j] J_t[j, p] δ_t[p]|`` summed over j is bounded by
+  ``Σ_j out_j |J_t[j, p] δ_t[p]|``: the ``"cross"`` map averages this bound over frames, and the
+  ``"driving"`` map discounts each latent by what it receives.
 
 The maps are in the units of the latents, so maps of one model (runs, conditions) are comparable
 with each other; to compare models, normalise each map, e.g. ``omega / omega.sum()``. The
@@ -73,8 +73,6 @@ from .stats import MapPermutationTestResult, permutation_test_maps
 
 __all__ = [
     "latent_weights",
-    "driving_weights",
-    "reading_overlap",
     "latent_maps",
     "encoder_jacobian",
     "contribution_maps",
@@ -99,116 +97,49 @@ def _check_kind(kind):
 _BATCH_PIXELS = 2**20
 
 
-def latent_weights(coef):
-    """Outgoing VAR coefficient mass of each latent, ``w_j = Σ_k Σ_i |A_k[i, j]|``.
+def latent_weights(coef, *, kind="driving"):
+    """Weight of each latent in the contribution map, from its VAR coefficients.
+
+    With ``out_j = Σ_k Σ_{i≠j} |A_k[i, j]|`` (how much latent j predicts the other latents) and
+    ``in_j = Σ_k Σ_{i≠j} |A_k[j, i]|`` (how much they predict it):
+
+    - ``"driving"``: ``w_j = max(out_j - in_j, 0)``, the net outflow;
+    - ``"cross"``: ``w_j = out_j``;
+    - ``"coefficient"``: ``w_j = Σ_k Σ_i |A_k[i, j]|``, self-terms included.
 
     Parameters
     ----------
     coef : array-like of shape (..., lags, d, d)
         VAR matrices in statsmodels' order: ``coef[..., k - 1, i, j]`` is the effect of latent
         ``j`` at lag ``k`` on latent ``i`` (as ``SparseVARAutoencoder.coef_``).
-
-    Returns
-    -------
-    weights : ndarray of shape (..., d)
-        ``weights[..., j]``: sum of the absolute effects of latent ``j`` on all latents, at all
-        lags (float64, non-negative).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> A = np.array([[[0.5, -0.2], [0.0, 0.3]]])  # one lag, d = 2
-    >>> latent_weights(A)
-    array([0.5, 0.5])
-    """
-    coef = np.asarray(coef, dtype=np.float64)
-    if coef.ndim < 3 or coef.shape[-1] != coef.shape[-2]:
-        raise ValueError(f"coef must have shape (..., lags, d, d), got {coef.shape}.")
-    return np.abs(coef).sum(axis=(-3, -2))
-
-
-def reading_overlap(reading_maps):
-    """Overlap of the pixels that latents read: cosine similarity of their reading maps.
-
-    Parameters
-    ----------
-    reading_maps : array-like of shape (..., d, height, width)
-        Non-negative reading maps G_j (see :func:`latent_maps`).
-
-    Returns
-    -------
-    overlap : ndarray of shape (..., d, d)
-        ``S[i, j] = <G_i, G_j> / (|G_i| |G_j|)``, in [0, 1] for non-negative maps; the diagonal
-        is 1 (also for a latent that reads nothing, by convention: it has no "elsewhere").
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> G = np.array([[[1.0, 0.0]], [[0.0, 2.0]], [[1.0, 1.0]]])  # 3 latents, 1 x 2 pixels
-    >>> reading_overlap(G).round(3)
-    array([[1.   , 0.   , 0.707],
-           [0.   , 1.   , 0.707],
-           [0.707, 0.707, 1.   ]])
-    """
-    G = np.asarray(reading_maps, dtype=np.float64)
-    if G.ndim < 3:
-        raise ValueError(
-            f"reading_maps must have shape (..., d, height, width), got {G.shape}."
-        )
-    flat = G.reshape(*G.shape[:-2], -1)
-    norms = np.linalg.norm(flat, axis=-1)
-    unit = flat / np.where(norms > 0, norms, 1.0)[..., None]
-    overlap = np.clip(unit @ np.swapaxes(unit, -1, -2), 0.0, 1.0)
-    index = np.arange(G.shape[-3])
-    overlap[..., index, index] = 1.0
-    return overlap
-
-
-def driving_weights(coef, overlap=None):
-    """Outgoing VAR coefficient mass of each latent towards latents that read other pixels.
-
-    ``w_j = Σ_k Σ_i |A_k[i, j]| · (1 - S[i, j])``; with ``overlap=None``, S is the identity
-    (the self-terms ``A_k[j, j]`` are left out, nothing else).
-
-    Parameters
-    ----------
-    coef : array-like of shape (..., lags, d, d)
-        VAR matrices in statsmodels' order (``coef[..., k - 1, i, j]``: effect of latent ``j``
-        at lag ``k`` on latent ``i``).
-    overlap : array-like of shape (..., d, d), optional
-        Overlap S of the latents' reading maps (:func:`reading_overlap`), diagonal 1.
+    kind : {"driving", "cross", "coefficient"}, default="driving"
+        Which weights (module docstring of :mod:`skvarae.contribution` for why).
 
     Returns
     -------
     weights : ndarray of shape (..., d)
         Non-negative float64 weights.
 
-    See Also
-    --------
-    latent_weights : All outgoing mass, self-terms included (``kind="coefficient"``).
-
     Examples
     --------
     >>> import numpy as np
-    >>> A = np.array([[[0.9, 0.0], [0.5, 0.8]]])  # latent 0 drives latent 1
-    >>> driving_weights(A)
-    array([0.5, 0. ])
+    >>> A = np.array([[[0.9, 0.1], [0.5, 0.8]]])  # latent 0 drives latent 1 (0.5 against 0.1)
+    >>> latent_weights(A), latent_weights(A, kind="cross"), latent_weights(A, kind="coefficient")
+    (array([0.4, 0. ]), array([0.5, 0.1]), array([1.4, 0.9]))
     """
+    kind = _check_kind(kind)
     coef = np.abs(np.asarray(coef, dtype=np.float64))
     if coef.ndim < 3 or coef.shape[-1] != coef.shape[-2]:
         raise ValueError(f"coef must have shape (..., lags, d, d), got {coef.shape}.")
-    d = coef.shape[-1]
-    if overlap is None:
-        keep = 1.0 - np.eye(d)
-    else:
-        overlap = np.asarray(overlap, dtype=np.float64)
-        if overlap.shape[-2:] != (d, d):
-            raise ValueError(
-                f"overlap must have shape (..., {d}, {d}) to match coef, got {overlap.shape}."
-            )
-        keep = 1.0 - overlap
-        keep = keep[..., None, :, :]  # broadcast over lags
-    return (coef * keep).sum(axis=(-3, -2))
+    total = coef.sum(axis=-3)  # (..., d, d): Σ_k |A_k[i, j]|
+    if kind == "coefficient":
+        return total.sum(axis=-2)
+    diagonal = np.diagonal(total, axis1=-2, axis2=-1)
+    outflow = total.sum(axis=-2) - diagonal
+    if kind == "cross":
+        return outflow
+    inflow = total.sum(axis=-1) - diagonal
+    return np.maximum(outflow - inflow, 0.0)
 
 
 def _latent_gradients(encoder, frames, indices=None):
@@ -310,7 +241,6 @@ def latent_maps(encoder, runs, *, offset, scale, baseline=None, batch_pixels=Non
 
     See Also
     --------
-    reading_overlap : The overlap S of these maps.
     contribution_maps : Ω = Σ_j w_j G_j per run, without storing every G.
     """
     device, dtype = _module_device_dtype(encoder)
@@ -332,15 +262,12 @@ def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batc
     """Contribution map of each run, given the encoder and each run's VAR matrices.
 
     For run r with T_r frames, encoder input x̃_t = (x_t - offset) / scale, deviation
-    δ_t = (x_t - baseline) / scale, reading maps
-    ``G_j[p] = (1 / T_r) Σ_t |∂z_j/∂x̃[p] (x̃_t) · δ_t[p]|`` and weights w_j of ``kind``::
+    δ_t = (x_t - baseline) / scale and weights w = :func:`latent_weights` ``(coef[r], kind)``::
 
-        maps[r, p] = Σ_j w_j G_j[p]
+        maps[r, p] = (1 / T_r) Σ_t Σ_j w_j |∂z_j/∂x̃[p] (x̃_t) · δ_t[p]|  =  Σ_j w_j G_j[p]
 
-    with w = :func:`driving_weights` ``(coef[r], reading_overlap(G))`` for ``"driving"``,
-    :func:`driving_weights` ``(coef[r])`` for ``"cross"`` and :func:`latent_weights`
-    ``(coef[r])`` for ``"coefficient"`` (see the module docstring for why). Frames are
-    processed in batches of about ``batch_pixels`` pixels, with one backward pass per latent.
+    (see the module docstring for why). Frames are processed in batches of about
+    ``batch_pixels`` pixels, with one backward pass per latent of non-zero weight.
 
     Parameters
     ----------
@@ -373,8 +300,7 @@ def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batc
         If ``coef`` does not hold one set of VAR matrices per run, or its latent dimension is
         not the encoder's.
     """
-    kind = _check_kind(kind)
-    weights = latent_weights(coef)
+    weights = latent_weights(coef, kind=kind)
     if weights.ndim != 2 or len(weights) != len(runs):
         raise ValueError(
             f"coef must have shape (n_runs, lags, d, d) with n_runs = {len(runs)}, got "
@@ -390,15 +316,6 @@ def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batc
     baseline = offset if baseline is None else np.asarray(baseline, dtype=np.float32)
     same_reference = baseline is offset or np.array_equal(baseline, offset)
     batch_pixels = _BATCH_PIXELS if batch_pixels is None else int(batch_pixels)
-    if kind != "coefficient":
-        maps = []
-        for run, run_coef in zip(runs, np.asarray(coef, dtype=np.float64)):
-            G = _run_reading_maps(encoder, run, offset, baseline, scale, batch_pixels, device,
-                                  dtype, weights.shape[-1]).cpu().numpy()
-            overlap = reading_overlap(G) if kind == "driving" else None
-            w = driving_weights(run_coef, overlap)
-            maps.append(np.tensordot(w, G, axes=1))
-        return np.stack(maps)
     maps = []
     for run, run_weights in zip(runs, weights):
         n_frames, height, width = run.shape
@@ -452,15 +369,17 @@ def contribution_map(estimator, X=None, *, per_run=False, kind="driving"):
 
     For each run r (T_r frames), with the encoder's Jacobian J_t = ∂z/∂x̃ at the standardised
     frame x̃_t and the deviation ``δ_t = (x_t - mean_frame_) / scale_`` from the mean frame, the
-    reading map of latent j is ``G_j[p] = (1 / T_r) Σ_t |J_t[j, p] · δ_t[p]|``, the overlap of
-    two latents is the cosine S[i, j] of their reading maps, and (``kind="driving"``)::
+    reading map of latent j is ``G_j[p] = (1 / T_r) Σ_t |J_t[j, p] · δ_t[p]|``; with
+    ``out_j = Σ_k Σ_{i≠j} |A_k[i, j]|`` and ``in_j = Σ_k Σ_{i≠j} |A_k[j, i]|`` the run's VAR
+    coefficient mass from latent j to the others and back (``kind="driving"``)::
 
-        w_j = Σ_k Σ_i |A_k[i, j]| (1 - S[i, j]),   Ω_r[p] = Σ_j w_j G_j[p],   Ω = mean_r Ω_r.
+        w_j = max(out_j - in_j, 0),   Ω_r[p] = Σ_j w_j G_j[p],   Ω = mean_r Ω_r.
 
-    A pixel counts by how much its activity enters latents whose VAR coefficients predict the
-    future of latents that read *other* pixels: activity here that predicts activity
-    elsewhere. A latent's own persistence (and that of a cell split over two latents) is not
-    driving. See :mod:`skvarae.contribution` for the reasoning and the other kinds.
+    A pixel counts by how much its activity enters latents that predict the future of the
+    other latents more than they are predicted by them: activity here that predicts activity
+    elsewhere. A latent's own persistence, and the mutual prediction of two latents that share
+    a cell, are not driving. See :mod:`skvarae.contribution` for the reasoning and the other
+    kinds.
 
     Parameters
     ----------
@@ -474,10 +393,10 @@ def contribution_map(estimator, X=None, *, per_run=False, kind="driving"):
     per_run : bool, default=False
         Return one map per run instead of their mean.
     kind : {"driving", "cross", "coefficient"}, default="driving"
-        ``"driving"``: outgoing coefficient mass towards latents reading other pixels;
-        ``"cross"``: all outgoing mass except the self-terms; ``"coefficient"``: all outgoing
-        mass, self-terms included (the definition of skvarae <= 0.1). Kinds other than the
-        default need ``X`` (the training runs are not stored).
+        ``"driving"``: net outflow ``max(out_j - in_j, 0)``; ``"cross"``: ``out_j``, all
+        outgoing mass except the self-terms; ``"coefficient"``: all outgoing mass, self-terms
+        included (the definition of skvarae <= 0.1). Kinds other than the default need ``X``
+        (the training runs are not stored).
 
     Returns
     -------

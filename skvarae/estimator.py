@@ -496,13 +496,15 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
 
         For each run r (T_r frames), with the encoder's Jacobian J_t = ∂z/∂x̃ at the
         standardised frame x̃_t and the deviation ``δ_t = (x_t - mean_frame_) / scale_``, the
-        reading map of latent j is ``G_j[p] = (1 / T_r) Σ_t |J_t[j, p] · δ_t[p]|``, S[i, j] is
-        the cosine of two latents' reading maps, and (``kind="driving"``)::
+        reading map of latent j is ``G_j[p] = (1 / T_r) Σ_t |J_t[j, p] · δ_t[p]|``; with
+        ``out_j = Σ_k Σ_{i≠j} |A_k[i, j]|`` and ``in_j = Σ_k Σ_{i≠j} |A_k[j, i]|``
+        (``kind="driving"``)::
 
-            w_j = Σ_k Σ_i |A_k[i, j]| (1 - S[i, j]),   Ω_r[p] = Σ_j w_j G_j[p],   Ω = mean_r Ω_r.
+            w_j = max(out_j - in_j, 0),   Ω_r[p] = Σ_j w_j G_j[p],   Ω = mean_r Ω_r.
 
-        Activity at a pixel counts by how much it feeds latents that predict the future of
-        latents reading *other* pixels (a latent's own persistence is not driving). The
+        Activity at a pixel counts by how much it feeds latents that predict the future of the
+        other latents more than they predict it (a latent's own persistence, or the mutual
+        prediction of two latents sharing a cell, is not driving). The
         reasons and the other kinds are in :mod:`skvarae.contribution`; the difference between
         two conditions, with family-wise corrected p-values, is
         :func:`skvarae.contribution.difference_map_test`.

@@ -14,11 +14,9 @@ from skvarae.contribution import (
     contribution_maps,
     difference_map,
     difference_map_test,
-    driving_weights,
     encoder_jacobian,
     latent_maps,
     latent_weights,
-    reading_overlap,
 )
 from skvarae.stats import permutation_test_maps
 from skvarae.network import ConvEncoder
@@ -95,18 +93,15 @@ def brute_force_maps(encoder, runs, coef, offset, scale, baseline, kind="coeffic
             reading.append(np.abs(jac * deviation))
         G = np.mean(reading, axis=0)
         A = np.abs(run_coef).sum(axis=0)  # sum over lags: |A|[i, j]
+        d = len(A)
+        out = np.array([sum(A[i, j] for i in range(d) if i != j) for j in range(d)])
+        inflow = np.array([sum(A[j, i] for i in range(d) if i != j) for j in range(d)])
         if kind == "coefficient":
             w = A.sum(axis=0)  # w_j = sum_k sum_i |A_k[i, j]|
+        elif kind == "cross":
+            w = out
         else:
-            d = len(G)
-            S = np.eye(d)
-            if kind == "driving":
-                for i in range(d):
-                    for j in range(d):
-                        ni, nj = np.linalg.norm(G[i]), np.linalg.norm(G[j])
-                        if i != j and ni > 0 and nj > 0:
-                            S[i, j] = np.sum(G[i] * G[j]) / (ni * nj)
-            w = np.array([sum(A[i, j] * (1 - S[i, j]) for i in range(d)) for j in range(d)])
+            w = np.maximum(out - inflow, 0.0)
         maps.append(np.einsum("j,jhw->hw", w, G))
     return np.stack(maps)
 
@@ -114,8 +109,9 @@ def brute_force_maps(encoder, runs, coef, offset, scale, baseline, kind="coeffic
 # ----------------------------------------------------------------------------- the maths
 def test_latent_weights_is_outgoing_coefficient_mass():
     coef = np.array([[[0.5, -0.2], [0.0, 0.3]], [[0.1, 0.0], [-0.4, 0.0]]])  # lags=2, d=2
-    np.testing.assert_allclose(latent_weights(coef), [0.5 + 0.1 + 0.4, 0.2 + 0.3])
-    np.testing.assert_allclose(latent_weights(coef[None]), [[1.0, 0.5]])
+    np.testing.assert_allclose(latent_weights(coef, kind="coefficient"),
+                               [0.5 + 0.1 + 0.4, 0.2 + 0.3])
+    np.testing.assert_allclose(latent_weights(coef[None], kind="coefficient"), [[1.0, 0.5]])
     with pytest.raises(ValueError, match="lags, d, d"):
         latent_weights(np.zeros((2, 3)))
 
@@ -420,39 +416,38 @@ def test_driving_map_on_a_linear_toy_is_known_exactly():
 
 
 def test_driving_map_ignores_a_cell_split_over_two_latents():
-    # Latents 0 and 1 read the same 2 x 2 block (one "cell" split over two latents) and
-    # predict each other: that is the block's persistence, not driving. Latent 2 reads another
-    # block and drives latent 0: the only driver.
+    # Latents 0 and 1 read two halves of one "cell" and predict each other (0.6 both ways):
+    # that is the cell's persistence, not driving. Latent 2 reads another block and drives
+    # latent 0 (0.3), unanswered: the only driver. Latent 0 also gets a weak 0.1 from 1 more.
     weight = np.zeros((3, 4, 4))
-    weight[0, :2, :2] = 1.0
-    weight[1, :2, :2] = 0.5
+    weight[0, :2, 0] = 1.0
+    weight[1, :2, 1] = 1.0
     weight[2, 2:, 2:] = 1.0
     encoder = LinearEncoder(weight.reshape(3, -1))
     coef = np.zeros((1, 1, 3, 3))
-    coef[0, 0, 0, 1] = coef[0, 0, 1, 0] = 0.6
+    coef[0, 0, 0, 1], coef[0, 0, 1, 0] = 0.7, 0.6
     coef[0, 0, 0, 2] = 0.3
     run = np.random.default_rng(1).standard_normal((40, 4, 4))
     omega = contribution_maps(encoder, [run], coef, offset=0.0, scale=1.0)[0]
-    np.testing.assert_allclose(omega[:2, :2], 0.0, atol=1e-12)
-    np.testing.assert_allclose(omega[2:, 2:], 0.3 * np.abs(run[:, 2:, 2:]).mean(axis=0),
-                               rtol=1e-6)
+    activity = np.abs(run).mean(axis=0)
+    # w = max(out - in, 0): latent 0: 0.6 - 1.0 -> 0; latent 1: 0.7 - 0.6 = 0.1; latent 2: 0.3.
+    expected = 0.1 * weight[1] * activity + 0.3 * weight[2] * activity
+    np.testing.assert_allclose(omega, expected, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(latent_weights(coef[0]), [0.0, 0.1, 0.3], atol=1e-12)
     # kind="cross" counts the split cell's mutual prediction as driving.
     cross = contribution_maps(encoder, [run], coef, offset=0.0, scale=1.0, kind="cross")[0]
-    assert cross[:2, :2].min() > 0.1
+    assert cross[:2, 0].min() > cross[2:, 2:].max()
 
 
-def test_reading_overlap_and_driving_weights():
-    G = np.zeros((3, 2, 2))
-    G[0, 0, 0] = G[1, 0, 0] = 2.0
-    G[2, 1, 1] = 1.0
-    S = reading_overlap(G)
-    np.testing.assert_allclose(S, [[1, 1, 0], [1, 1, 0], [0, 0, 1]])
-    np.testing.assert_allclose(reading_overlap(np.zeros((2, 2, 2))), np.eye(2))
-    A = np.array([[[0.9, 0.4, 0.3], [0.4, 0.9, 0.0], [0.0, 0.0, 0.9]]])
-    np.testing.assert_allclose(driving_weights(A, S), [0.0, 0.0, 0.3])
-    np.testing.assert_allclose(driving_weights(A), [0.4, 0.4, 0.3])
-    with pytest.raises(ValueError, match="overlap must have shape"):
-        driving_weights(A, np.eye(2))
+def test_latent_weights_kinds():
+    A = np.array([[[0.9, 0.4, 0.3], [0.4, 0.9, 0.0], [0.0, 0.2, 0.9]]])
+    np.testing.assert_allclose(latent_weights(A, kind="coefficient"), [1.3, 1.5, 1.2])
+    np.testing.assert_allclose(latent_weights(A, kind="cross"), [0.4, 0.6, 0.3])
+    np.testing.assert_allclose(latent_weights(A), [0.0, 0.6 - 0.4, 0.3 - 0.2])
+    np.testing.assert_allclose(latent_weights(np.stack([A, 2 * A])), [[0, 0.2, 0.1],
+                                                                      [0, 0.4, 0.2]])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        latent_weights(A, kind="net")
 
 
 def test_latent_maps_sum_to_the_coefficient_map():
@@ -463,7 +458,7 @@ def test_latent_maps_sum_to_the_coefficient_map():
     G = latent_maps(encoder, runs, offset=0.0, scale=1.0)
     assert G.shape == (1, encoder.n_latent, 5, 4)
     np.testing.assert_allclose(
-        np.tensordot(latent_weights(coef[0]), G[0], axes=1),
+        np.tensordot(latent_weights(coef[0], kind="coefficient"), G[0], axes=1),
         contribution_maps(encoder, runs, coef, offset=0.0, scale=1.0, kind="coefficient")[0],
         rtol=1e-9,
     )
