@@ -29,6 +29,19 @@ Usage::
 
     python benchmarks/bench_test_calibration.py --quick     # ~1 minute
     python benchmarks/bench_test_calibration.py             # 1000 replicates, a few minutes
+
+Difference maps (``--maps``). The per-pixel test of
+:func:`skvarae.contribution.difference_map_test` (max-statistic family-wise correction) on
+simulated *movies*: one small model is trained once on movies of its own seed (the fixed
+encoder of the fast path), then for each replicate new movies are simulated with
+``condition_effect=0`` (the null: both conditions share the dynamics) or with an effect, and the
+test compares the runs of condition 0 with those of condition 1 under the fixed model. The table
+gives the family-wise rate, the share of datasets with *any* pixel at p <= 0.05 (it must not
+exceed 0.05 under the null; with 4 vs 4 runs the attainable size is 2/70 = 0.029), and, with an
+effect, the share of datasets with a significant pixel and the share of significant pixels on
+the cells whose outgoing couplings changed::
+
+    python benchmarks/bench_test_calibration.py --maps --replicates 200   # ~10 min on 1 core
 """
 
 import argparse
@@ -40,6 +53,8 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed
 
+from skvarae import SparseVARAutoencoder, make_calcium_movies
+from skvarae.contribution import difference_map_test
 from skvarae.stats import LEVEL, _choose_n_blocks, compare_latents
 
 A0 = np.array([[0.5, 0.0, 0.0], [0.3, 0.4, 0.0], [0.0, 0.0, 0.6]])
@@ -114,6 +129,71 @@ def attainable_size(n_a, n_b, n_permutations):
     return math.floor(LEVEL * n_relabellings / step) * step / n_relabellings
 
 
+# ------------------------------------------------------------------------- difference maps
+MAP_MOVIES = dict(frame_shape=(24, 24), n_cells=8, n_drivers=2, n_targets=3, cell_radius=2.5,
+                  jitter=0.2, bleaching=1e-4)
+
+
+def changed_driver_mask(data):
+    """Pixels of the cells whose outgoing couplings differ between the two conditions."""
+    change = np.abs(data.coef[0] - data.coef[1])
+    np.fill_diagonal(change, 0.0)
+    changed = np.flatnonzero(change.sum(axis=0) > 0)
+    return (data.footprints[changed] > 0.5).any(axis=0)
+
+
+def fixed_model(args):
+    """The fixed encoder: a small model trained once, on movies of a seed no replicate uses."""
+    torch.set_num_threads(1)
+    train = make_calcium_movies(n_runs=4, n_frames=args.n_frames, random_state=10**9 + args.seed,
+                                **MAP_MOVIES)
+    return SparseVARAutoencoder(alpha=args.alpha, max_epochs=args.map_epochs, batch_size=2,
+                                learning_rate=5e-3, device="cpu", random_state=args.seed).fit(
+        train.movies)
+
+
+def one_map_replicate(model, seed, n_runs, effect, args):
+    """(any pixel significant, share of significant pixels on changed drivers) of one dataset."""
+    torch.set_num_threads(1)
+    data = make_calcium_movies(n_runs=2 * n_runs, n_frames=args.n_frames, condition_effect=effect,
+                               random_state=seed, **MAP_MOVIES)
+    result = difference_map_test(model, data.movies[0::2], data.movies[1::2],
+                                 n_permutations=args.n_permutations, random_state=seed)
+    significant = result.significant(LEVEL)
+    on_changed = significant[changed_driver_mask(data)].mean() if effect > 0 else np.nan
+    return bool(significant.any()), float(on_changed)
+
+
+def maps_main(args):
+    start = time.perf_counter()
+    model = fixed_model(args)
+    print(
+        f"Difference-map test (difference_map_test, maxT family-wise correction), level {LEVEL}; "
+        f"{args.replicates} simulated datasets per cell, {args.n_frames} frames per run, movies "
+        f"{MAP_MOVIES}; fixed encoder: SparseVARAutoencoder(alpha={args.alpha}, "
+        f"max_epochs={args.map_epochs}) trained once on 4 other runs; "
+        f"n_permutations={args.n_permutations}.\n"
+    )
+    print("| runs per condition | attainable size | condition_effect | any pixel p ≤ 0.05 "
+          "(± s.e.) | significant share of changed-driver pixels |")
+    print("|---|---|---|---|---|")
+    for n_runs in args.map_runs:
+        size = attainable_size(n_runs, n_runs, args.n_permutations)
+        for effect in args.map_effects:
+            seeds = [args.seed + 7_000_003 * n_runs + 1_000 * int(100 * effect) + r
+                     for r in range(args.replicates)]
+            out = Parallel(n_jobs=args.n_jobs)(
+                delayed(one_map_replicate)(model, s, n_runs, effect, args) for s in seeds
+            )
+            rate = float(np.mean([o[0] for o in out]))
+            se = math.sqrt(rate * (1 - rate) / args.replicates)
+            share = np.nanmean([o[1] for o in out]) if effect > 0 else float("nan")
+            share_text = "" if effect == 0 else f"{share:.3f}"
+            print(f"| {n_runs} vs {n_runs} | {size:.3f} | {effect:g} | {rate:.3f} ± {se:.3f} | "
+                  f"{share_text} |", flush=True)
+    print(f"\n({time.perf_counter() - start:.0f} s)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replicates", type=int, default=1000, help="datasets per cell")
@@ -121,7 +201,8 @@ def main(argv=None):
     parser.add_argument(
         "--runs", type=int, nargs="+", default=[1, 2, 4, 8], help="runs per condition"
     )
-    parser.add_argument("--n-frames", type=int, default=200, help="frames per run")
+    parser.add_argument("--n-frames", type=int, default=None,
+                        help="frames per run (default 200; 120 with --maps)")
     parser.add_argument("--n-permutations", type=int, default=1000)
     parser.add_argument("--alpha", type=float, default=0.02, help="lasso penalty of the VARs")
     parser.add_argument("--min-block-length", type=int, default=50)
@@ -134,7 +215,19 @@ def main(argv=None):
     parser.add_argument("--n-jobs", type=int, default=1, help="joblib processes over replicates")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="200 replicates, 200 permutations")
+    parser.add_argument("--maps", action="store_true",
+                        help="calibrate the difference-map test on simulated movies instead")
+    parser.add_argument("--map-runs", type=int, nargs="+", default=[4, 6],
+                        help="runs per condition (--maps)")
+    parser.add_argument("--map-effects", type=float, nargs="+", default=[0.0, 1.0],
+                        help="condition_effect values (--maps); 0 is the null")
+    parser.add_argument("--map-epochs", type=int, default=20,
+                        help="training epochs of the fixed model (--maps)")
     args = parser.parse_args(argv)
+    if args.maps:
+        args.n_frames = args.n_frames or 120
+        return maps_main(args)
+    args.n_frames = args.n_frames or 200
     if args.quick:
         args.replicates, args.n_permutations = 200, 200
 

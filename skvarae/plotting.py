@@ -23,6 +23,7 @@ __all__ = [
     "plot_coef",
     "plot_contribution_map",
     "plot_difference_map",
+    "plot_difference_map_test",
     "plot_forecast",
     "plot_history",
 ]
@@ -267,6 +268,107 @@ def plot_difference_map(
     fig, ax = _figure_and_axes(ax, (5, 4))
     _draw_map(ax, difference, mean_frame, cmap=cmap, alpha=alpha, vmin=-vmax, vmax=vmax)
     ax.set_title(f"{_omega(labels[0])} − {_omega(labels[1])}")
+    return fig
+
+
+def plot_difference_map_test(
+    result, mean_frame=None, *, level=0.05, labels=("A", "B"), outlines=None, ax=None,
+    alpha=0.8, cmap="RdBu_r",
+):
+    """Show where two conditions differ beyond chance: the thresholded difference map.
+
+    Pixels whose family-wise corrected p-value (from
+    :func:`skvarae.contribution.difference_map_test`) is at most ``level`` are coloured by the
+    difference Ω_a − Ω_b on a scale centred on 0; all other pixels show the mean frame only.
+
+    Parameters
+    ----------
+    result : skvarae.stats.MapPermutationTestResult
+        The result of ``difference_map_test`` (or ``skvarae.stats.permutation_test_maps``).
+    mean_frame : array-like of shape (height, width), optional
+        Drawn in grey underneath (e.g. the model's ``mean_frame_``).
+    level : float, default=0.05
+        Family-wise significance level, in (0, 1).
+    labels : tuple of two str, default=("A", "B")
+        Names of the two conditions, used in the title.
+    outlines : array-like of bool of shape (height, width), optional
+        Regions to outline in green (e.g. the cells whose couplings are known to change).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; a new figure is created when omitted.
+    alpha : float, default=0.8
+        Opacity of the significant pixels over the mean frame, in [0, 1].
+    cmap : str or matplotlib.colors.Colormap, default="RdBu_r"
+        A diverging colour map; limits ``±max|Ω_a − Ω_b|`` over all pixels.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure holding the axes (and its colour bar).
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    ValueError
+        If ``result`` has no ``difference`` and ``pvalues`` of one shape, ``level`` is not in
+        (0, 1), or ``mean_frame`` / ``outlines`` do not have the maps' shape.
+
+    See Also
+    --------
+    plot_difference_map : The unthresholded difference of two maps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvarae.stats import permutation_test_maps
+    >>> from skvarae.plotting import plot_difference_map_test
+    >>> rng = np.random.default_rng(0)
+    >>> maps = rng.normal(1.0, 0.1, (8, 6, 6))
+    >>> maps[4:, 1:3, 1:3] += 1.0
+    >>> result = permutation_test_maps(maps[:4], maps[4:])
+    >>> fig = plot_difference_map_test(result, labels=("F", "N"))
+    >>> int(np.isfinite(fig.axes[0].images[-1].get_array().filled(np.nan)).sum())
+    4
+    """
+    difference = getattr(result, "difference", None)
+    pvalues = getattr(result, "pvalues", None)
+    if difference is None or pvalues is None:
+        raise ValueError(
+            "result must be the result of difference_map_test (with difference and pvalues), "
+            f"got {type(result).__name__}."
+        )
+    difference = _as_image(difference, "result.difference")
+    pvalues = _as_image(pvalues, "result.pvalues")
+    if difference.shape != pvalues.shape:
+        raise ValueError(
+            f"result.difference and result.pvalues must have one shape, got {difference.shape} "
+            f"and {pvalues.shape}."
+        )
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}.")
+    if (
+        isinstance(labels, str)
+        or len(labels) != 2
+        or not all(isinstance(label, str) for label in labels)
+    ):
+        raise ValueError(f"labels must be a pair of strings, got {labels!r}.")
+    _check_alpha(alpha)
+    mean_frame = _check_mean_frame(mean_frame, difference.shape)
+    vmax = _symmetric_limit(difference)
+    shown = np.ma.masked_where(~(pvalues <= level), difference)
+    fig, ax = _figure_and_axes(ax, (5, 4))
+    _draw_map(ax, shown, mean_frame, cmap=cmap, alpha=alpha, vmin=-vmax, vmax=vmax)
+    if outlines is not None:
+        outlines = np.asarray(outlines, dtype=bool)
+        if outlines.shape != difference.shape:
+            raise ValueError(
+                f"outlines must have the maps' shape {difference.shape}, got {outlines.shape}."
+            )
+        if outlines.any() and not outlines.all():
+            ax.contour(outlines.astype(float), levels=[0.5], colors="lime", linewidths=1.0)
+    n_significant = int(np.count_nonzero(pvalues <= level))
+    ax.set_title(f"{_omega(labels[0])} − {_omega(labels[1])}, {n_significant} pixels at "
+                 f"family-wise p ≤ {level:g}")
     return fig
 
 

@@ -398,3 +398,29 @@ def test_saved_figure_is_a_non_empty_png(rng, tmp_path):
     fig.savefig(path)
     assert path.stat().st_size > 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ plot_difference_map_test
+def test_plot_difference_map_test_shows_only_significant_pixels():
+    from skvarae.plotting import plot_difference_map_test
+    from skvarae.stats import permutation_test_maps
+
+    rng = np.random.default_rng(0)
+    maps = rng.normal(1.0, 0.1, (8, 6, 6))
+    maps[4:, 1:3, 1:3] += 1.0
+    result = permutation_test_maps(maps[:4], maps[4:])
+    outlines = np.zeros((6, 6), dtype=bool)
+    outlines[1:3, 1:3] = True
+    fig = plot_difference_map_test(result, rng.random((6, 6)), outlines=outlines,
+                                   labels=("F", "N"))
+    shown = fig.axes[0].images[-1].get_array()
+    np.testing.assert_array_equal(~np.ma.getmaskarray(shown), result.significant())
+    assert "4 pixels" in fig.axes[0].get_title()
+    vmin, vmax = fig.axes[0].images[-1].get_clim()
+    assert vmin == -vmax
+    with pytest.raises(ValueError, match="level"):
+        plot_difference_map_test(result, level=1.5)
+    with pytest.raises(ValueError, match="outlines"):
+        plot_difference_map_test(result, outlines=np.zeros((5, 5), bool))
+    with pytest.raises(ValueError, match="difference_map_test"):
+        plot_difference_map_test(maps)
