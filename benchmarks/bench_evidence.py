@@ -55,6 +55,8 @@ from sklearn.utils.fixes import parse_version
 from threadpoolctl import threadpool_limits
 
 import skvarae
+import skvarae.contribution
+import skvarae.stats
 from skvarae import SparseVARAutoencoder, make_calcium_movies
 from skvarae.contribution import contribution_maps
 from skvarae.stats import compare_latents
@@ -773,6 +775,19 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch / BLAS threads per job")
     parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="model fits run in parallel (processes); 1 on a shared machine")
+    parser.add_argument("--maps", action="store_true",
+                        help="map benchmark instead: driver and changed-driver AUCs per variant, "
+                        "models fitted on all runs of one case (see --case)")
+    parser.add_argument("--case", choices=sorted(MAP_CASES), default="hard",
+                        help="simulated case of --maps")
+    parser.add_argument("--map-runs", type=int, default=8, help="runs per seed (--maps)")
+    parser.add_argument("--max-latent-side", type=int, default=None,
+                        help="--maps: latent grid side; default from the cell radius "
+                        "(skvarae.latent_grid.max_latent_side_for_cells)")
+    parser.add_argument("--pca-components", type=int, default=None,
+                        help="--maps: PCA components (default: the neural models' d)")
+    parser.add_argument("--variants-maps", nargs="+", default=list(MAP_VARIANTS),
+                        choices=MAP_VARIANTS, help="variants of --maps")
     parser.add_argument("--tables-from", type=Path, default=None, metavar="RESULTS_JSON",
                         help="fit nothing: rewrite table.md and sweep.md in --out from the "
                         "results.json of an earlier run")
@@ -792,9 +807,180 @@ def write_tables(records, sweep, references_, out):
     return table, sweep_md
 
 
+# ------------------------------------------------------------------ maps that find drivers
+#: Simulated cases of the map benchmark (``--maps``). "evidence": the simulator's defaults, as in
+#: the main table. "hard": more cells, the "two_photon" preset (shot noise of a real movie,
+#: neuropil, fine background fluctuations), bleaching (about 2.5 % over 256 frames) and motion
+#: jitter (0.2 pixel s.d.).
+MAP_CASES = {
+    "evidence": dict(frame_shape=(32, 32), n_cells=12, n_drivers=2, n_targets=4,
+                     cell_radius=3.0),
+    "hard": dict(frame_shape=(40, 40), n_cells=16, n_drivers=3, n_targets=6, cell_radius=3.0,
+                 preset="two_photon", bleaching=1e-4, jitter=0.2),
+}
+MAP_VARIANTS = ("end-to-end", "two-stage", "PCA + sparse VAR", "oracle (true traces)")
+MAP_KINDS = ("driving", "coefficient")
+
+
+def changed_driver_mask(data):
+    """Pixels of the cells whose outgoing couplings differ between the two conditions."""
+    change = np.abs(data.coef[0] - data.coef[1])
+    np.fill_diagonal(change, 0.0)
+    changed = np.flatnonzero(change.sum(axis=0) > 0)
+    return (data.footprints[changed] > 0.5).any(axis=0)
+
+
+def map_case_data(seed, args):
+    return make_calcium_movies(n_runs=args.map_runs, n_frames=args.frames,
+                               condition_effect=args.condition_effect, random_state=seed,
+                               **MAP_CASES[args.case])
+
+
+def per_run_maps(variant, data, seed, args):
+    """Per-run maps (n_runs, H, W) of every kind, for one variant fitted on all runs."""
+    runs = list(data.movies)
+    if variant == "oracle (true traces)":
+        coef = fit_var(torch.from_numpy(data.traces), args.alpha, 1)[0].numpy()
+        maps = {kind: np.einsum("rc,chw->rhw",
+                                skvarae.contribution.latent_weights(coef, kind=kind),
+                                data.footprints) for kind in MAP_KINDS}
+        return maps, dict(fit_seconds=0.0, d=len(data.footprints))
+    start = time.perf_counter()
+    if variant == "PCA + sparse VAR":
+        model = PCAVAR(args.pca_components or args.map_d, args.alpha).fit(runs)
+        fit_seconds = time.perf_counter() - start
+        maps = {kind: contribution_maps(model.encoder_, runs, model.coef_,
+                                        offset=model.mean_frame_, scale=model.scale_, kind=kind)
+                for kind in MAP_KINDS}
+        return maps, dict(fit_seconds=fit_seconds, d=model.pca_.n_components_)
+    model = neural_model(variant, args.alpha, seed, args)
+    model.set_params(max_latent_side=args.max_latent_side)
+    model.fit(data.movies)
+    fit_seconds = time.perf_counter() - start
+    maps = {kind: model.contribution_map(data.movies, per_run=True, kind=kind)
+            for kind in MAP_KINDS}
+    return maps, dict(fit_seconds=fit_seconds, d=int(np.prod(model.latent_shape_)),
+                      latent_shape=list(model.latent_shape_))
+
+
+def map_task(seed, variant, args):
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(args.threads):
+        data = map_case_data(seed, args)
+        maps, info = per_run_maps(variant, data, seed, args)
+    cells = (data.footprints > 0.5).any(axis=0)
+    changed = changed_driver_mask(data)
+    a, b = data.conditions == 0, data.conditions == 1
+    record = dict(seed=seed, variant=variant, **info)
+    for kind, per_run in maps.items():
+        omega = per_run.mean(axis=0)
+        difference = np.abs(per_run[a].mean(axis=0) - per_run[b].mean(axis=0))
+        record[f"auc_drivers_{kind}"] = float(roc_auc_score(data.driver_mask[cells],
+                                                            omega[cells]))
+        record[f"auc_changed_{kind}"] = float(roc_auc_score(changed[cells], difference[cells]))
+        if kind == MAP_KINDS[0]:
+            test = skvarae.stats.permutation_test_maps(per_run[a], per_run[b])
+            significant = test.significant(0.05)
+            record["n_significant"] = int(significant.sum())
+            record["significant_on_changed"] = (
+                float(changed[significant].mean()) if significant.any() else float("nan"))
+    return record, (maps[MAP_KINDS[0]].mean(axis=0), data) if seed == args.seeds[0] else None
+
+
+def maps_table(records, args):
+    columns = [("auc_drivers_driving", "driver AUC among cells, Ω (driving)"),
+               ("auc_changed_driving", "changed-driver AUC among cells, abs(ΔΩ) (driving)"),
+               ("auc_drivers_coefficient", "driver AUC, Ω (coefficient, ≤ 0.1)"),
+               ("auc_changed_coefficient", "changed-driver AUC, abs(ΔΩ) (coefficient)"),
+               ("n_significant", "pixels at family-wise p ≤ 0.05"),
+               ("significant_on_changed", "of which on changed drivers"),
+               ("fit_seconds", "fit time (s)")]
+    lines = ["| variant | d | " + " | ".join(c[1] for c in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for variant in args.variants_maps:
+        rows = [r for r in records if r["variant"] == variant]
+        if not rows:
+            continue
+        cells = []
+        for key, _ in columns:
+            values = np.array([r[key] for r in rows], dtype=float)
+            fmt = "{:.0f}" if key in ("fit_seconds", "n_significant") else "{:.3f}"
+            per_seed = ", ".join(fmt.format(v) for v in values)
+            if len(values) > 1 and np.isfinite(values).all():
+                cells.append(f"{fmt.format(values.mean())} ± {fmt.format(values.std(ddof=1))} "
+                             f"({per_seed})")
+            else:
+                cells.append(per_seed)
+        lines.append(f"| {variant} | {rows[0]['d']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_map_case(first, path):
+    plt = __import__("matplotlib.pyplot").pyplot
+    variants = list(first)
+    data = next(iter(first.values()))[1]
+    changed = changed_driver_mask(data)
+    fig, axes = plt.subplots(1, len(variants) + 1, figsize=(3 * (len(variants) + 1), 3.2),
+                             layout="constrained")
+    axes[0].imshow(data.anatomy, cmap="gray")
+    axes[0].set_title("anatomy")
+    for ax, variant in zip(axes[1:], variants):
+        omega = first[variant][0]
+        ax.imshow(omega / max(omega.max(), 1e-12), cmap="magma")
+        ax.set_title(variant, fontsize=9)
+    for ax in axes:
+        ax.contour(data.driver_mask.astype(float), levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.contour(changed.astype(float), levels=[0.5], colors="lime", linewidths=0.8,
+                   linestyles="dashed")
+        ax.set_axis_off()
+    fig.suptitle("Ω (driving) of the first seed; cyan: drivers, dashed green: changed drivers",
+                 fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def maps_main(args):
+    start = time.perf_counter()
+    if args.max_latent_side is None:
+        from skvarae.latent_grid import max_latent_side_for_cells
+
+        args.max_latent_side = max_latent_side_for_cells(
+            MAP_CASES[args.case]["frame_shape"], MAP_CASES[args.case]["cell_radius"])
+    args.map_d = args.latent_channels * args.max_latent_side**2
+    print(f"# bench_evidence --maps: case {args.case} {MAP_CASES[args.case]}, seeds {args.seeds}, "
+          f"{args.map_runs} runs x {args.frames} frames, alpha {args.alpha}, "
+          f"max_latent_side {args.max_latent_side}, {args.epochs} epochs", flush=True)
+    tasks = [(seed, variant) for seed in args.seeds for variant in args.variants_maps]
+    if args.n_jobs == 1:
+        outputs = [map_task(seed, variant, args) for seed, variant in tasks]
+    else:
+        from joblib import Parallel, delayed
+
+        outputs = Parallel(n_jobs=args.n_jobs, batch_size=1)(
+            delayed(map_task)(seed, variant, args) for seed, variant in tasks)
+    records = [record for record, _ in outputs]
+    for record in records:
+        print(json.dumps(record), flush=True)
+    table = maps_table(records, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"maps_{args.case}"
+    (args.out / f"{stem}.md").write_text(table + "\n", encoding="utf-8")
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings.update(total_seconds=time.perf_counter() - start, case_settings=MAP_CASES[args.case])
+    (args.out / f"{stem}.json").write_text(json.dumps(dict(settings=settings, records=records),
+                                                      indent=1, default=float), encoding="utf-8")
+    first = {task[1]: figure for task, (_, figure) in zip(tasks, outputs) if figure is not None}
+    if first:
+        plot_map_case(first, args.out / f"{stem}.png")
+    print(table)
+    print(f"# total {time.perf_counter() - start:.0f} s; outputs in {args.out}/{stem}.*")
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.maps:
+        return maps_main(args)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.tables_from is not None:
         saved = json.loads(args.tables_from.read_text(encoding="utf-8"))
