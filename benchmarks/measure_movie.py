@@ -24,7 +24,8 @@ from skvarae.datasets import make_calcium_movies, movie_statistics
 
 def rigid_shift(image, reference):
     """Integer shift of ``image`` against ``reference`` by phase correlation."""
-    spectrum = np.fft.fft2(image - image.mean()) * np.conj(np.fft.fft2(reference - reference.mean()))
+    spectrum = np.fft.fft2(image - image.mean())
+    spectrum *= np.conj(np.fft.fft2(reference - reference.mean()))
     correlation = np.fft.ifft2(spectrum / (np.abs(spectrum) + 1e-9)).real
     peak = np.unravel_index(np.argmax(correlation), correlation.shape)
     return tuple(int(v if v < s // 2 else v - s) for v, s in zip(peak, correlation.shape))
@@ -56,9 +57,11 @@ def main(argv=None):
     noise_var = np.diff(movie, axis=0).var(axis=0) / 2
     design = np.vstack([mean.ravel(), np.ones(mean.size)]).T
     gain, floor = np.linalg.lstsq(design, noise_var.ravel(), rcond=None)[0]
-    print(f"noise variance = {gain:.4g} x mean + {floor:.4g} (shot noise: {np.median(mean) / gain:.3g} "
-          f"photons per pixel and frame at the median pixel; floor {floor / np.median(noise_var):.0%} "
-          "of the median noise variance)")
+    photons = np.median(mean) / gain
+    floor_share = floor / np.median(noise_var)
+    print(f"noise variance = {gain:.4g} x mean + {floor:.4g} (shot noise: {photons:.3g} photons "
+          f"per pixel and frame at the median pixel; floor {floor_share:.0%} of the median noise "
+          "variance)")
     frame_mean = movie.mean(axis=(1, 2))
     trend = np.polyfit(np.arange(n_frames), np.log(frame_mean), 1)[0]
     print(f"frame mean: change {stats['drift']:+.2%} (last vs first tenth), log-linear trend "

@@ -20,13 +20,19 @@ EXIT_USER_ERROR = 2
 
 
 def _demo(args):
+    from sklearn.metrics import roc_auc_score
+
     from . import SparseVARAutoencoder, make_calcium_movies
+    from .latent_grid import max_latent_side_for_cells
+    from .stats import permutation_test_maps
 
     start = time.perf_counter()
+    cell_radius = 3.0
     data = make_calcium_movies(
         n_runs=args.runs,
         n_frames=args.frames,
         frame_shape=(args.size, args.size),
+        cell_radius=cell_radius,
         condition_effect=args.condition_effect,
         random_state=args.seed,
     )
@@ -37,6 +43,7 @@ def _demo(args):
     )
     model = SparseVARAutoencoder(
         alpha=args.alpha,
+        max_latent_side=max_latent_side_for_cells((args.size, args.size), cell_radius),
         max_epochs=args.epochs,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
@@ -49,36 +56,70 @@ def _demo(args):
     result = model.compare_sequences(
         group_a, group_b, n_permutations=args.permutations, random_state=args.seed
     )
+    # Per-run driving maps (each run's VAR refitted on its latents): the contribution map, the
+    # difference map between the conditions and its family-wise permutation test.
+    maps = model.contribution_map(movies, per_run=True)
+    map_test = permutation_test_maps(
+        maps[conditions == 0], maps[conditions == 1], n_permutations=args.permutations,
+        random_state=args.seed,
+    )
+    truth = _demo_truth(data)
     elapsed = time.perf_counter() - start
 
     names = data.condition_names
+    cells = truth["cells"]
     print(f"Held-out forecast R² (score): {model.score(movies):.3f}")
     print(
         f"VAR sparsity: {np.mean(model.coef_ == 0):.0%} of coefficients are zero "
         f"(alpha={model.alpha}, d={model.coef_.shape[-1]})"
     )
     print(f"{names[0]} vs {names[1]}: {result}")
+    omega = maps.mean(axis=0)
+    print(
+        "Contribution map: ROC AUC of the true driver cells among all cell pixels "
+        f"{roc_auc_score(truth['drivers'][cells], omega[cells]):.3f} (0.5: chance)"
+    )
+    if truth["changed"].any():
+        changed_auc = roc_auc_score(truth["changed"][cells], np.abs(map_test.difference)[cells])
+        print(
+            "Difference map: ROC AUC of the drivers whose couplings changed, among all cell "
+            f"pixels {changed_auc:.3f}; {int(map_test.significant().sum())} pixels differ at "
+            "family-wise p <= 0.05"
+        )
     print(f"Time: {elapsed:.1f} s ({model.n_iter_} epochs on {model.device_})")
     if not args.no_figures:
-        written = _demo_figures(model, data, group_a, group_b, Path(args.out))
+        written = _demo_figures(model, data, map_test, truth, Path(args.out))
         print(f"Figures written to {args.out}: {', '.join(written)}")
     return 0
 
 
-def _demo_figures(model, data, group_a, group_b, out):
+def _demo_truth(data):
+    """Masks (height, width) of the simulated cells, drivers and drivers whose couplings change."""
+    change = np.abs(data.coef[0] - data.coef[1])
+    np.fill_diagonal(change, 0.0)
+    changed = np.flatnonzero(change.sum(axis=0) > 0)
+    masks = data.footprints > 0.5
+    return dict(cells=masks.any(axis=0), drivers=masks[data.drivers].any(axis=0),
+                changed=masks[changed].any(axis=0))
+
+
+def _demo_figures(model, data, map_test, truth, out):
     from . import plotting
 
     plt = plotting._pyplot()
     out.mkdir(parents=True, exist_ok=True)
     names = data.condition_names
+    contribution = plotting.plot_contribution_map(model, title="contribution map Ω (driving)")
+    axes = contribution.axes[0]
+    axes.contour(truth["drivers"].astype(float), levels=[0.5], colors="cyan", linewidths=1.0)
+    axes.set_xlabel("cyan: true driver cells")
+    difference = plotting.plot_difference_map_test(
+        map_test, model.mean_frame_, labels=names, outlines=truth["changed"]
+    )
+    difference.axes[0].set_xlabel("green: drivers whose couplings change")
     figures = {
-        "contribution_map.png": plotting.plot_contribution_map(model),
-        "difference_map.png": plotting.plot_difference_map(
-            model.contribution_map(group_a),
-            model.contribution_map(group_b),
-            model.mean_frame_,
-            labels=names,
-        ),
+        "contribution_map.png": contribution,
+        "difference_map.png": difference,
         "coefficients.png": plotting.plot_coef(model),
         "forecast.png": plotting.plot_forecast(model, data.movies[0]),
         "loss.png": plotting.plot_history(model),

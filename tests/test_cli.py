@@ -29,7 +29,7 @@ def test_demo_prints_a_summary_and_writes_figures(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", *SMALL_DEMO, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    for expected in ("score", "sparsity", "pvalue", "Time"):
+    for expected in ("score", "sparsity", "pvalue", "Time", "driver cells among all cell pixels"):
         assert expected in printed
     names = {p.name for p in out.glob("*.png")}
     assert names == {"contribution_map.png", "difference_map.png", "coefficients.png",
