@@ -28,6 +28,16 @@ Usage::
     python benchmarks/bench_evidence.py              # 3 seeds + λ sweep: ~20-25 min on 2 cores
     python benchmarks/bench_evidence.py --n-jobs 1   # the same on one core (~40 min)
     python benchmarks/bench_evidence.py --help       # sizes, training settings, --out
+    python benchmarks/bench_evidence.py --maps --case hard --n-jobs 3   # map AUCs (issue 13)
+
+``--maps`` is a separate protocol: per seed, every variant (end-to-end, two-stage, PCA + sparse
+VAR, and the oracle on the true traces) is fitted on all runs of one simulated case ("hard":
+40x40 pixels, 16 cells, 3 drivers, 6 targets, the "two_photon" preset with neuropil, bleaching
+and jitter), with the latent grid from the cell size; it reports the ROC AUC of the driving map
+for the driver pixels among cell pixels, of |Ω(condition 0) - Ω(condition 1)| for the drivers
+whose couplings change, both also for the former map (``kind="coefficient"``), and the
+family-wise significant pixels of the difference-map test. Outputs ``maps_<case>.md``,
+``maps_<case>.json`` and ``maps_<case>.png``.
 
 The default run is 15 neural fits of 50 epochs (3 seeds x end-to-end, two-stage, no skip, and
 end-to-end retrained at 3 more λ), about 41 min of CPU time, run in 2 processes of 1 thread.
