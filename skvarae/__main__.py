@@ -1,12 +1,14 @@
 """Command line: ``skvarae demo``, ``skvarae fit``, ``skvarae map``, ``skvarae compare``.
 
 Run ``python -m skvarae --help`` (or ``skvarae --help``) for the commands and their options.
-User mistakes (missing files, bad movies, bad options) print one line on stderr and exit with
-status 2; nothing else here is caught.
+User mistakes (missing files, bad movies or model files, bad options, an unwritable output,
+training that diverges) print one line on stderr and exit with status 2; nothing else here is
+caught. Output paths are checked before any training starts.
 """
 
 import argparse
 import logging
+import os
 import sys
 import time
 import warnings
@@ -68,30 +70,44 @@ def _demo(args):
 def _demo_figures(model, data, group_a, group_b, out):
     from . import plotting
 
-    plt = plotting._pyplot()
     out.mkdir(parents=True, exist_ok=True)
     names = data.condition_names
     figures = {
-        "contribution_map.png": plotting.plot_contribution_map(model),
+        "contribution_map.png": plotting.plot_contribution_map_from_estimator(model),
         "difference_map.png": plotting.plot_difference_map(
             model.contribution_map(group_a),
             model.contribution_map(group_b),
             model.mean_frame_,
             labels=names,
         ),
-        "coefficients.png": plotting.plot_coef(model),
-        "forecast.png": plotting.plot_forecast(model, data.movies[0]),
-        "loss.png": plotting.plot_history(model),
+        "coefficients.png": plotting.plot_coef_from_estimator(model),
+        "forecast.png": plotting.plot_forecast_from_estimator(model, data.movies[0]),
+        "loss.png": plotting.plot_history_from_estimator(model),
     }
+    import matplotlib.pyplot as plt  # importable: the plots above needed it
+
     for name, figure in figures.items():
         figure.savefig(out / name, dpi=120, bbox_inches="tight")
         plt.close(figure)
     return list(figures)
 
 
+def _check_writable(path, option):
+    """OSError naming ``option`` unless a file can be written at ``path`` (nothing is created)."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(f"{option} {path} is not writable")
+
+
 def _fit(args):
     from . import SparseVARAutoencoder
 
+    _check_writable(args.out, "--out")
     model = SparseVARAutoencoder(
         alpha=args.alpha,
         lags=args.lags,
@@ -117,6 +133,11 @@ def _fit(args):
 def _load(path):
     from . import SparseVARAutoencoder
 
+    if Path(path).is_dir():
+        raise IsADirectoryError(
+            f"model file {path} is a folder; give the model file written by 'skvarae fit' "
+            "first, then the runs"
+        )
     if not Path(path).is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     return SparseVARAutoencoder.load(path)
@@ -125,6 +146,9 @@ def _load(path):
 def _map(args):
     from . import plotting
 
+    _check_writable(args.out, "--out")
+    if args.npy:
+        _check_writable(args.npy, "--npy")
     model = _load(args.model)
     contribution = model.contribution_map(args.runs)
     figure = plotting.plot_contribution_map(contribution, model.mean_frame_)
@@ -231,11 +255,22 @@ def build_parser():
     return parser
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def main(argv=None):
     """Entry point of ``skvarae`` and ``python -m skvarae``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = args.log_level.upper()
+    if level not in _LOG_LEVELS:
+        print(
+            f"skvarae {args.command}: error: --log-level must be one of {', '.join(_LOG_LEVELS)}, "
+            f"got {args.log_level!r}",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         # One line per warning, like the errors, rather than Python's file:line and source.
@@ -245,8 +280,9 @@ def main(argv=None):
         warnings.showwarning = show_warning
         try:
             return args.handler(args)
-        except (ValueError, TypeError, OSError, ImportError) as error:
-            print(f"skvarae {args.command}: error: {error}", file=sys.stderr)
+        except (ValueError, TypeError, OSError, ImportError, FloatingPointError) as error:
+            message = " ".join(str(error).split()) or type(error).__name__
+            print(f"skvarae {args.command}: error: {message}", file=sys.stderr)
             return EXIT_USER_ERROR
 
 

@@ -12,13 +12,14 @@ finiteness in chunks of frames, and :func:`iter_frame_batches` streams float32 b
 """
 
 import glob
-import numbers
 import os
 import re
 
 import numpy as np
 import scipy.sparse
 import tifffile
+
+from ._validation import check_integer
 
 __all__ = ["read_movie", "read_runs", "check_runs", "iter_frame_batches"]
 
@@ -493,6 +494,23 @@ def _first_nonfinite_frame(run):
     return None
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _first_frame_beyond_float32(run):
+    """Index of the first frame of a finite float64 (or wider) run with |x| > float32 max."""
+    if run.dtype.kind != "f" or run.dtype.itemsize <= 4 or run.size == 0:
+        return None
+    frame_bytes = max(1, run.shape[1] * run.shape[2] * run.dtype.itemsize)
+    step = max(1, _FINITE_CHECK_BYTES // frame_bytes)
+    for start in range(0, run.shape[0], step):
+        block = run[start : start + step]
+        if max(-float(block.min()), float(block.max())) > _FLOAT32_MAX:
+            big = (np.abs(block) > _FLOAT32_MAX).reshape(block.shape[0], -1).any(axis=1)
+            return start + int(np.flatnonzero(big)[0])
+    return None
+
+
 def _as_runs_from_list(X, name, min_frames):
     runs = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in X]
     if runs and all(run.ndim == 0 for run in runs):  # a list of numbers: 1-D X
@@ -601,8 +619,9 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
     ValueError
         If ``X`` is empty or a bare 3-D array (pass ``[movie]``), has the wrong number
         of dimensions, or a run is not 3-D, has zero frames or pixels, has a frame shape
-        different from run 0, has fewer than ``min_frames`` frames, or contains NaN or
-        infinity. The message names the run index.
+        different from run 0, has fewer than ``min_frames`` frames, contains NaN or
+        infinity, or holds (float64) values beyond the float32 range. The message names the
+        run index.
     FileNotFoundError
         If a path does not exist.
 
@@ -632,12 +651,7 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
     >>> check_runs(np.zeros((3, 50)))[0].shape  # 2-D: single-pixel runs
     (50, 1, 1)
     """
-    if (
-        not isinstance(min_frames, numbers.Integral)
-        or isinstance(min_frames, bool)
-        or min_frames < 1
-    ):
-        raise ValueError(f"min_frames must be an integer >= 1, got {min_frames!r}.")
+    min_frames = check_integer(min_frames, "min_frames", min_val=1, caller_name="check_runs")
     if scipy.sparse.issparse(X):
         raise TypeError(
             f"{name} is a sparse matrix ({type(X).__name__}); sparse input is not "
@@ -698,6 +712,12 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
         bad = _first_nonfinite_frame(run)
         if bad is not None:
             raise ValueError(f"{label} contains NaN or infinity (first in frame {bad}).")
+        bad = _first_frame_beyond_float32(run)
+        if bad is not None:
+            raise ValueError(
+                f"{label} holds values beyond the float32 range (|x| > {_FLOAT32_MAX:.3g}, "
+                f"first in frame {bad}); the model computes in float32: rescale the movie."
+            )
         checked.append(run)
     return checked
 
@@ -730,12 +750,9 @@ def iter_frame_batches(run, batch_size, *, dtype=np.float32):
     >>> [(b.shape[0], b.dtype.name) for b in iter_frame_batches(run, 2)]
     [(2, 'float32'), (2, 'float32'), (1, 'float32')]
     """
-    if (
-        not isinstance(batch_size, numbers.Integral)
-        or isinstance(batch_size, bool)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    batch_size = check_integer(
+        batch_size, "batch_size", min_val=1, caller_name="iter_frame_batches"
+    )
     dtype = np.dtype(dtype).newbyteorder("=")
     for start in range(0, len(run), int(batch_size)):
         yield np.array(run[start : start + batch_size], dtype=dtype, order="C", copy=True)

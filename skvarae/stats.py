@@ -41,7 +41,6 @@ are not fully exchangeable.
 """
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass, fields, replace
 from itertools import combinations
@@ -50,10 +49,16 @@ from typing import Optional
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
-
-from .io import check_runs
+from ._validation import (
+    N_JOBS,
+    RANDOM_STATE_OR_GENERATOR,
+    Integer,
+    StrOptions,
+    check_integer,
+    check_model_runs,
+    check_params,
+    check_random_state,
+)
 from .var import fit_var
 
 __all__ = [
@@ -136,21 +141,13 @@ class PermutationTestResult:
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _check_n_permutations(n_permutations):
-    if (
-        isinstance(n_permutations, bool)
-        or not isinstance(n_permutations, numbers.Integral)
-        or n_permutations < 1
-    ):
-        raise ValueError(f"n_permutations must be an integer >= 1, got {n_permutations!r}.")
-    return int(n_permutations)
+def _check_n_permutations(n_permutations, caller_name):
+    return check_integer(n_permutations, "n_permutations", min_val=1, caller_name=caller_name)
 
 
 def _check_rng(random_state):
     """A numpy Generator or RandomState; both provide ``.random(size)``."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return check_random_state(random_state)
+    return check_random_state(random_state, allow_generator=True)
 
 
 def _min_pvalue(n_a, n_b, n_permutations):
@@ -275,7 +272,12 @@ def permutation_test(coefs_a, coefs_b, *, n_permutations=1000, random_state=None
     >>> result.exact, result.n_permutations, result.pvalue  # 2 of the 20 splits: observed, mirror
     (True, 20, 0.1)
     """
-    n_permutations = _check_n_permutations(n_permutations)
+    n_permutations = _check_n_permutations(n_permutations, "permutation_test")
+    check_params(
+        {"random_state": random_state, "n_jobs": n_jobs},
+        {"random_state": RANDOM_STATE_OR_GENERATOR, "n_jobs": N_JOBS},
+        "permutation_test",
+    )
     flat_a = _as_units(coefs_a, "coefs_a")
     flat_b = _as_units(coefs_b, "coefs_b")
     shape_a, shape_b = np.shape(coefs_a)[1:], np.shape(coefs_b)[1:]
@@ -405,23 +407,13 @@ def _fit_units(units, alpha, lags):
     return coefs
 
 
-def _check_options(n_permutations, n_blocks, min_block_length, lags):
-    n_permutations = _check_n_permutations(n_permutations)
-    if isinstance(lags, bool) or not isinstance(lags, numbers.Integral) or lags < 1:
-        raise ValueError(f"lags must be a positive integer, got {lags!r}.")
-    if (
-        isinstance(min_block_length, bool)
-        or not isinstance(min_block_length, numbers.Integral)
-        or min_block_length < lags + 2
-    ):
-        raise ValueError(
-            f"min_block_length must be an integer >= lags + 2 = {lags + 2}, got "
-            f"{min_block_length!r}."
-        )
-    if not (isinstance(n_blocks, str) and n_blocks == "auto") and (
-        isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Integral) or n_blocks < 1
-    ):
-        raise ValueError(f'n_blocks must be "auto" or an integer >= 1, got {n_blocks!r}.')
+def _check_options(n_permutations, n_blocks, min_block_length, lags, caller_name):
+    n_permutations = _check_n_permutations(n_permutations, caller_name)
+    lags = check_integer(lags, "lags", min_val=1, caller_name=caller_name)
+    check_integer(min_block_length, "min_block_length", min_val=lags + 2, caller_name=caller_name)
+    check_params(
+        {"n_blocks": n_blocks}, {"n_blocks": [StrOptions({"auto"}), Integer(1)]}, caller_name
+    )
     return n_permutations
 
 
@@ -557,7 +549,9 @@ def _compare_latents(
     stacklevel,
 ):
     """compare_latents; warnings point ``stacklevel`` frames up."""
-    n_permutations = _check_options(n_permutations, n_blocks, min_block_length, lags)
+    n_permutations = _check_options(
+        n_permutations, n_blocks, min_block_length, lags, "compare_latents"
+    )
     runs_a = _check_latents(latents_a, "latents_a", lags)
     runs_b = _check_latents(latents_b, "latents_b", lags)
     if runs_a[0].shape[1] != runs_b[0].shape[1]:
@@ -707,19 +701,11 @@ def compare_sequences(
     >>> result.n_units_a, result.n_units_b, result.exact, result.n_permutations
     (4, 4, True, 70)
     """
-    check_is_fitted(estimator)
-    lags = estimator.lags
-    _check_options(n_permutations, n_blocks, min_block_length, lags)
-    groups = {}
-    for name, X in (("X_a", X_a), ("X_b", X_b)):
-        runs = check_runs(X, min_frames=lags + 2, name=name)
-        shape = tuple(runs[0].shape[1:])
-        if shape != tuple(estimator.frame_shape_):
-            raise ValueError(
-                f"{name} has frames of shape {shape}, but the model was fitted on frames of "
-                f"shape {tuple(estimator.frame_shape_)}."
-            )
-        groups[name] = runs
+    groups = {
+        name: check_model_runs(estimator, X, name=name) for name, X in (("X_a", X_a), ("X_b", X_b))
+    }
+    lags = int(estimator.lags)
+    _check_options(n_permutations, n_blocks, min_block_length, lags, "compare_sequences")
     return _compare_latents(
         list(estimator.encode(groups["X_a"])),
         list(estimator.encode(groups["X_b"])),
