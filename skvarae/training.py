@@ -100,7 +100,8 @@ def end_to_end_loss(
     Raises
     ------
     FloatingPointError
-        If the latents are not finite (the weights diverged), before the VAR fit.
+        If the latents are not finite, or so large that their squares overflow (the weights
+        diverged), before the VAR fit.
 
     Examples
     --------
@@ -109,8 +110,8 @@ def end_to_end_loss(
     """
     latents = encode_frames(encoder, frames)
     reconstruction = torch.mean((decode_latents(decoder, latents) - frames) ** 2)
-    if not bool(torch.isfinite(latents).all()):
-        raise FloatingPointError("The latents became NaN or infinite")
+    if not bool(torch.isfinite(latents.detach().square().sum())):
+        raise FloatingPointError("The latents became NaN, infinite or too large")
     coef, intercept = fit_var(latents, alpha, lags)
     forecast_frames = decode_latents(decoder, forecast_var(latents, coef, intercept))
     forecast = torch.mean((forecast_frames - frames[:, lags:]) ** 2)

@@ -112,6 +112,8 @@ def fit_var(Z, alpha, lags=1, *, max_iter=None):
     mean = Z.mean(dim=-2, keepdim=True)
     centred = Z - mean
     mean_square = centred.pow(2).mean(dim=(-2, -1), keepdim=True)
+    if not bool(torch.isfinite(mean_square).all()):
+        raise ValueError(f"Z is too large in magnitude: its mean square overflows {Z.dtype}.")
     # A constant sequence has nothing to model; dividing by 1 keeps it (and its gradient) finite.
     # The guard sits before the square root, whose derivative at 0 is infinite.
     usable = mean_square > torch.finfo(Z.dtype).tiny
