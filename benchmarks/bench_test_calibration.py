@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed
 
-from skvarae.stats import LEVEL, _choose_n_blocks, compare_latents
+from skvarae.stats import LEVEL, choose_n_blocks, compare_latents
 
 A0 = np.array([[0.5, 0.0, 0.0], [0.3, 0.4, 0.0], [0.0, 0.0, 0.6]])
 SUPPORT = A0 != 0
@@ -145,7 +145,7 @@ def main(argv=None):
     rows = []
     for n_runs in args.runs:
         lengths = [args.n_frames] * n_runs
-        k = _choose_n_blocks(lengths, lengths, args.n_permutations, args.min_block_length)
+        k = choose_n_blocks(lengths, lengths, args.n_permutations, args.min_block_length)
         units = "runs" if k == 1 else f"{k} blocks × {args.n_frames // k} frames"
         size = attainable_size(k * n_runs, k * n_runs, args.n_permutations)
         cells = []

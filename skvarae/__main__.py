@@ -24,6 +24,8 @@ EXIT_USER_ERROR = 2
 def _demo(args):
     from . import SparseVARAutoencoder, make_calcium_movies
 
+    if not args.no_figures:
+        _check_writable_folder(args.out, "--out")
     start = time.perf_counter()
     data = make_calcium_movies(
         n_runs=args.runs,
@@ -102,6 +104,18 @@ def _check_writable(path, option):
         raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise PermissionError(f"{option} {path} is not writable")
+
+
+def _check_writable_folder(path, option):
+    """OSError naming ``option`` unless ``path`` is, or can be created as, a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option} {path} cannot be created or written")
 
 
 def _fit(args):

@@ -27,13 +27,14 @@ from ._validation import (
     check_model_runs,
     check_random_state,
     resolve_device,
+    validate_params,
 )
 from .io import check_runs, iter_frame_batches
 from .network import ConvDecoder, ConvEncoder
 from .training import Windows, end_to_end_loss, train, two_stage_loss
 from .var import fit_var, forecast_var
 
-__all__ = ["SparseVARAutoencoder", "FITTED_ATTRIBUTES"]
+__all__ = ["SparseVARAutoencoder", "FITTED_ATTRIBUTES", "held_out_split"]
 
 #: Pixels (frames x height x width) per chunk when streaming frames without gradients (mean
 #: frame, encoding, decoding): 16 MiB of float32 input, whatever the frame size.
@@ -74,6 +75,31 @@ def _offset(mean_frame, skip_connection):
     if skip_connection:
         return mean_frame
     return np.full_like(mean_frame, mean_frame.mean())
+
+
+@validate_params({"n_frames": [Integer(1, None)]}, prefer_skip_nested_validation=True)
+def held_out_split(n_frames):
+    """How :meth:`SparseVARAutoencoder.score` splits a run: frames to fit on, frames to forecast.
+
+    The last quarter of the frames (at least 2) is held out; the VAR is fitted on the rest.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames of the run.
+
+    Returns
+    -------
+    n_fit, n_test : int
+        ``run[:n_fit]`` fits the VAR; ``run[n_fit:]`` (``n_test`` frames) is forecast.
+
+    Examples
+    --------
+    >>> held_out_split(100)
+    (75, 25)
+    """
+    n_test = max(2, int(n_frames) // 4)
+    return int(n_frames) - n_test, n_test
 
 
 def _same_shape_or_list(arrays):
@@ -351,7 +377,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     def _set_fitted_state(self, state):
         """Assign every fitted attribute at once (``state`` must hold each one)."""
         if set(state) != set(FITTED_ATTRIBUTES):
-            raise RuntimeError(f"fitted state mismatch: {sorted(set(state) ^ set(FITTED_ATTRIBUTES))}")
+            mismatch = sorted(set(state) ^ set(FITTED_ATTRIBUTES))
+            raise RuntimeError(f"fitted state mismatch: {mismatch}")
         self.__dict__.update(state)  # one step: an interruption cannot leave half of it
 
     def __sklearn_is_fitted__(self):
@@ -576,7 +603,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         """
         runs = check_model_runs(self, X)
         for index, run in enumerate(runs):
-            if len(run) - max(2, len(run) // 4) < self.lags + 2:
+            if held_out_split(len(run))[0] < self.lags + 2:
                 raise ValueError(
                     f"Run {index} has {len(run)} frames: too few to hold out its last quarter "
                     f"(at least 2 frames) and fit a VAR({self.lags}) on the rest "
@@ -586,8 +613,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
 
     def _score_run(self, run):
         """Held-out R² of one run (see :meth:`score`)."""
-        n_test = max(2, len(run) // 4)
-        n_fit = len(run) - n_test
+        n_fit, n_test = held_out_split(len(run))
         latents = self._encode_run(run)
         coef, intercept = fit_var(latents[:n_fit], self.alpha, self.lags)
         forecast = forecast_var(latents[n_fit - self.lags :], coef, intercept)
@@ -883,10 +909,10 @@ def _decode_fitted(kind, value, name):
         and all(isinstance(t, torch.Tensor) for t in v.values()),
         "array": lambda v: isinstance(v, torch.Tensor),
         "shape": lambda v: isinstance(v, (list, tuple))
-        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in v),
+        and all(Integer(1, None).is_satisfied_by(s) for s in v),
         "history": lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "int": lambda v: Integer().is_satisfied_by(v),
+        "float": lambda v: Real().is_satisfied_by(v),
         "str": lambda v: isinstance(v, str),
     }[kind](value)
     if not ok:

@@ -14,7 +14,6 @@ Each figure has two named entry points, as scikit-learn's displays (``from_predi
 ``history_``, ``best_epoch_``). Nothing guesses the type of its first argument.
 """
 
-import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -143,8 +142,9 @@ def plot_contribution_map(
     ----------
     contribution : array-like of shape (height, width)
         The map, e.g. from ``estimator.contribution_map(X)`` (for a fitted estimator, see
-        :func:`plot_contribution_map_from_estimator`). Per-run maps (n_runs, height, width) are refused: average them first
-        (``maps.mean(axis=0)``), as the paper does over the runs of one mouse.
+        :func:`plot_contribution_map_from_estimator`). Per-run maps (n_runs, height, width)
+        are refused: average them first (``maps.mean(axis=0)``), as the paper does over the
+        runs of one mouse.
     mean_frame : array-like of shape (height, width), optional
         Drawn in grey underneath the map. Without it the map is drawn alone and opaque.
     ax : matplotlib.axes.Axes, optional
@@ -434,17 +434,14 @@ def plot_coef_from_estimator(estimator, *, run=None, fig=None, cmap="RdBu_r"):
 def _check_dims(dims, d):
     if dims is None:
         return list(range(min(d, _DEFAULT_N_DIMS)))
-    if isinstance(dims, (numbers.Integral, np.integer)) and not isinstance(dims, bool):
+    index = Integer(0, d - 1)
+    if index.is_satisfied_by(dims):
         dims = [dims]
     try:
         dims = list(dims)
     except TypeError:
         raise ValueError(f"dims must be a sequence of latent indices, got {dims!r}.") from None
-    bad = [
-        i
-        for i in dims
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < d
-    ]
+    bad = [i for i in dims if not index.is_satisfied_by(i)]
     if not dims or bad:
         raise ValueError(
             f"dims must be a non-empty sequence of integers in [0, {d}), got {dims!r}."

@@ -58,6 +58,7 @@ from ._validation import (
     check_model_runs,
     check_params,
     check_random_state,
+    validate_params,
 )
 from .var import fit_var
 
@@ -66,6 +67,7 @@ __all__ = [
     "permutation_test",
     "compare_latents",
     "compare_sequences",
+    "choose_n_blocks",
 ]
 
 #: Significance level that the blocking rule and the resolution warning refer to.
@@ -374,8 +376,43 @@ def _check_latents(latents, name, lags):
     return runs
 
 
-def _choose_n_blocks(lengths_a, lengths_b, n_permutations, min_block_length):
-    """The blocking rule of :func:`compare_latents` (``n_blocks="auto"``)."""
+@validate_params(
+    {
+        "lengths_a": ["array-like"],
+        "lengths_b": ["array-like"],
+        "n_permutations": [Integer(1, None)],
+        "min_block_length": [Integer(1, None)],
+    },
+    prefer_skip_nested_validation=True,
+)
+def choose_n_blocks(lengths_a, lengths_b, n_permutations, min_block_length):
+    """Blocks per run chosen by :func:`compare_latents` with ``n_blocks="auto"``.
+
+    Whole runs (1) when they suffice for the test to reach ``p <= 0.05`` (or nothing can help,
+    because ``n_permutations`` is too small); else the fewest blocks per run that do, each of at
+    least ``min_block_length`` frames; else as many such blocks as the shortest run allows.
+
+    Parameters
+    ----------
+    lengths_a, lengths_b : sequence of int
+        Number of frames of each run of the two conditions.
+    n_permutations : int
+        Number of permutations of the test.
+    min_block_length : int
+        Fewest frames per block.
+
+    Returns
+    -------
+    n_blocks : int
+        Contiguous blocks per run (1: whole runs).
+
+    Examples
+    --------
+    >>> choose_n_blocks([1000] * 4, [1000] * 4, 1000, 50)  # 70 relabellings: enough
+    1
+    >>> choose_n_blocks([1000], [1000], 1000, 50)  # one run each: cut into blocks
+    4
+    """
     n_a, n_b = len(lengths_a), len(lengths_b)
     if _min_pvalue(n_a, n_b, n_permutations) <= LEVEL or 1 / (1 + n_permutations) > LEVEL:
         # Whole runs suffice, or no number of units can help (too few permutations).
@@ -563,7 +600,7 @@ def _compare_latents(
     lengths_b = [run.shape[0] for run in runs_b]
 
     if n_blocks == "auto":
-        k = _choose_n_blocks(lengths_a, lengths_b, n_permutations, min_block_length)
+        k = choose_n_blocks(lengths_a, lengths_b, n_permutations, min_block_length)
     else:
         k = int(n_blocks)
         if k > 1:

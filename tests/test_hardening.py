@@ -329,3 +329,10 @@ def test_loads_a_format_1_file(tiny_fitted, tmp_path, ar_movies, model_file):
     restored = SparseVARAutoencoder.load(tmp_path / "old.pt")
     np.testing.assert_array_equal(restored.offset_, tiny_fitted.offset_)
     np.testing.assert_array_equal(restored.predict(ar_movies), tiny_fitted.predict(ar_movies))
+
+
+def test_cli_demo_checks_the_figure_folder_before_simulating(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["demo", "--out", str(blocker), "--runs", "2", "--epochs", "1"]) == 2
+    _one_error_line(capsys, "--out", "not a folder")

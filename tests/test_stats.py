@@ -292,7 +292,7 @@ def test_compare_latents_handles_runs_of_different_lengths_and_lags():
     ],
 )
 def test_blocking_rule_uses_fewest_blocks_that_can_reach_005(n_a, n_b, expected):
-    assert stats._choose_n_blocks([1000] * n_a, [1000] * n_b, 1000, 50) == expected
+    assert stats.choose_n_blocks([1000] * n_a, [1000] * n_b, 1000, 50) == expected
     if expected > 1:
         assert stats._min_pvalue(expected * n_a, expected * n_b, 1000) <= 0.05
         assert stats._min_pvalue((expected - 1) * n_a, (expected - 1) * n_b, 1000) > 0.05
