@@ -2,8 +2,9 @@
 
 Run ``python -m skvarae --help`` (or ``skvarae --help``) for the commands and their options.
 User mistakes (missing files, bad movies or model files, bad options, an unwritable output,
-training that diverges) print one line on stderr and exit with status 2; nothing else here is
-caught. Output paths are checked before any training starts.
+training that diverges, running out of memory) print one line on stderr and exit with status
+2; Ctrl-C prints one line and exits with 130; nothing else here is caught. Output paths are
+checked before any training starts.
 """
 
 import argparse
@@ -19,6 +20,7 @@ import numpy as np
 __all__ = ["main"]
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _demo(args):
@@ -298,6 +300,13 @@ def main(argv=None):
             message = " ".join(str(error).split()) or type(error).__name__
             print(f"skvarae {args.command}: error: {message}", file=sys.stderr)
             return EXIT_USER_ERROR
+        except MemoryError as error:
+            print(f"skvarae {args.command}: error: out of memory {error}".rstrip(),
+                  file=sys.stderr)
+            return EXIT_USER_ERROR
+        except KeyboardInterrupt:
+            print(f"skvarae {args.command}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -302,8 +302,9 @@ def resolve_device(device):
         return resolved
     try:  # any other backend (xpu, ...): usable if it can hold a tensor
         torch.empty(1, device=resolved)
-    except (RuntimeError, AssertionError, NotImplementedError) as exc:
-        raise ValueError(f"device={device!r} is not available here ({exc}).") from None
+    except Exception as exc:  # whatever the backend raises, the device cannot be used
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"device={device!r} is not available here ({reason}).") from None
     return resolved
 
 

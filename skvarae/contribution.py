@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_integer, check_model_runs
+from ._validation import check_integer, check_model_runs, check_params
 from .io import iter_frame_batches
 
 __all__ = [
@@ -303,6 +303,7 @@ def contribution_map(estimator, X=None, *, per_run=False):
     ((8, 8), (2, 8, 8))
     """
     check_is_fitted(estimator)
+    check_params({"per_run": per_run}, {"per_run": ["boolean"]}, "contribution_map")
     if X is None:
         maps = np.array(estimator.contribution_maps_, copy=True)
     else:

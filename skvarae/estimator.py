@@ -63,6 +63,7 @@ FITTED_ATTRIBUTES = {
     "intercept_": "array",
     "contribution_maps_": "array",
 }
+_MODULES = tuple(name for name, kind in FITTED_ATTRIBUTES.items() if kind == "module")
 
 
 def _frames_per_chunk(frame_shape):
@@ -439,7 +440,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         """``[function(run) for run in runs]``, in ``n_jobs`` joblib threads when set."""
         if self.n_jobs is None or len(runs) < 2:
             return [function(run) for run in runs]
-        return Parallel(n_jobs=self.n_jobs, prefer="threads")(
+        return Parallel(n_jobs=int(self.n_jobs), prefer="threads")(
             delayed(function)(run) for run in runs
         )
 
@@ -699,7 +700,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     # ---------------------------------------------------------- persistence
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("encoder_", "decoder_"):
+        for name in _MODULES:
             if name in state:
                 state[name] = copy.deepcopy(state[name]).cpu()
         return state
@@ -710,7 +711,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             self.offset_ = _offset(self.mean_frame_, self.skip_connection)
         if "device_" in state:
             self.device_ = self._loadable_device(state["device_"])
-            for name in ("encoder_", "decoder_"):
+            for name in _MODULES:
                 getattr(self, name).to(self.device_)
 
     @staticmethod
@@ -720,7 +721,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             return str(resolve_device(device))
         except ValueError as error:
             warnings.warn(
-                f"This model was fitted on {device!r}, which cannot be used here ({error}); "
+                f"This model was fitted on {device!r}, which cannot be used here "
+                f"({str(error).rstrip('.')}); "
                 "it is loaded on the CPU.",
                 UserWarning,
                 stacklevel=3,
@@ -747,6 +749,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         --------
         load : Read the file back (with ``torch.load(weights_only=True)``).
         """
+        path = os.fspath(path)
         check_is_fitted(self)
         params = self.get_params()
         random_state = params["random_state"]
@@ -811,6 +814,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             text, another kind of torch or pickle file, or missing entries); the message names
             the file.
         """
+        path = os.fspath(path)
         with open(path, "rb") as file:
             try:
                 payload = torch.load(file, map_location="cpu", weights_only=True)

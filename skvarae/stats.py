@@ -49,6 +49,8 @@ from typing import Optional
 import numpy as np
 import torch
 from joblib import Parallel, delayed
+from sklearn.utils.validation import check_is_fitted
+
 from ._validation import (
     N_JOBS,
     RANDOM_STATE_OR_GENERATOR,
@@ -306,7 +308,7 @@ def permutation_test(coefs_a, coefs_b, *, n_permutations=1000, random_state=None
     # Chunk size fixed by the problem size only (not by n_jobs), so results never depend on it.
     chunk = int(np.clip(_CHUNK_ELEMENTS // (n_units * flat.shape[1]), 1, _MAX_CHUNK))
     starts = range(0, units_a.shape[0], chunk)
-    parts = Parallel(n_jobs=n_jobs, prefer="threads")(
+    parts = Parallel(n_jobs=None if n_jobs is None else int(n_jobs), prefer="threads")(
         delayed(_statistics)(flat, units_a[s : s + chunk], n_b) for s in starts
     )
     null = np.concatenate(parts)
@@ -444,8 +446,15 @@ def _fit_units(units, alpha, lags):
     return coefs
 
 
-def _check_options(n_permutations, n_blocks, min_block_length, lags, caller_name):
+def _check_options(
+    n_permutations, n_blocks, min_block_length, lags, caller_name, random_state, n_jobs
+):
     n_permutations = _check_n_permutations(n_permutations, caller_name)
+    check_params(
+        {"random_state": random_state, "n_jobs": n_jobs},
+        {"random_state": RANDOM_STATE_OR_GENERATOR, "n_jobs": N_JOBS},
+        caller_name,
+    )
     lags = check_integer(lags, "lags", min_val=1, caller_name=caller_name)
     check_integer(min_block_length, "min_block_length", min_val=lags + 2, caller_name=caller_name)
     check_params(
@@ -587,7 +596,7 @@ def _compare_latents(
 ):
     """compare_latents; warnings point ``stacklevel`` frames up."""
     n_permutations = _check_options(
-        n_permutations, n_blocks, min_block_length, lags, "compare_latents"
+        n_permutations, n_blocks, min_block_length, lags, "compare_latents", random_state, n_jobs
     )
     runs_a = _check_latents(latents_a, "latents_a", lags)
     runs_b = _check_latents(latents_b, "latents_b", lags)
@@ -738,11 +747,14 @@ def compare_sequences(
     >>> result.n_units_a, result.n_units_b, result.exact, result.n_permutations
     (4, 4, True, 70)
     """
+    check_is_fitted(estimator)
+    lags = int(estimator.lags)
+    _check_options(
+        n_permutations, n_blocks, min_block_length, lags, "compare_sequences", random_state, n_jobs
+    )
     groups = {
         name: check_model_runs(estimator, X, name=name) for name, X in (("X_a", X_a), ("X_b", X_b))
     }
-    lags = int(estimator.lags)
-    _check_options(n_permutations, n_blocks, min_block_length, lags, "compare_sequences")
     return _compare_latents(
         list(estimator.encode(groups["X_a"])),
         list(estimator.encode(groups["X_b"])),

@@ -198,6 +198,7 @@ class _Exploit:
         return (os.mkdir, (self.marker,))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_load_never_runs_code_from_a_malicious_pickle(tmp_path):
     exploit = _Exploit()
     exploit.marker = str(tmp_path / "pwned")
@@ -336,3 +337,35 @@ def test_cli_demo_checks_the_figure_folder_before_simulating(tmp_path, capsys):
     blocker.write_text("")
     assert main(["demo", "--out", str(blocker), "--runs", "2", "--epochs", "1"]) == 2
     _one_error_line(capsys, "--out", "not a folder")
+
+
+def test_compare_sequences_refuses_n_jobs_zero_before_encoding(tiny_fitted, ar_movies, monkeypatch):
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("runs must not be encoded with an invalid n_jobs")
+
+    monkeypatch.setattr(type(tiny_fitted), "encode", no_encoding)
+    with pytest.raises(ValueError, match="n_jobs"):
+        tiny_fitted.compare_sequences(ar_movies[:2], ar_movies[2:], n_jobs=0)
+
+
+def test_numpy_integer_n_jobs_runs_the_per_run_work(ar_movies, tiny_params):
+    model = SparseVARAutoencoder(**{**tiny_params, "max_epochs": 1, "n_jobs": np.int64(2)})
+    model.fit(ar_movies)
+    serial = SparseVARAutoencoder(**{**tiny_params, "max_epochs": 1}).fit(ar_movies)
+    np.testing.assert_array_equal(model.coef_, serial.coef_)
+
+
+def test_save_and_load_refuse_a_non_path(tiny_fitted):
+    with pytest.raises(TypeError):
+        tiny_fitted.save(3)
+    with pytest.raises(TypeError):
+        SparseVARAutoencoder.load(3)
+
+
+def test_cli_ctrl_c_is_one_line_and_exit_130(run_files, tmp_path, capsys, monkeypatch):
+    def interrupted(self, X, y=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SparseVARAutoencoder, "fit", interrupted)
+    assert main(["fit", *run_files, "--out", str(tmp_path / "m.pt")]) == 130
+    assert capsys.readouterr().err.strip() == "skvarae fit: interrupted"
