@@ -93,6 +93,13 @@ def fit_var(Z, alpha, lags=1, *, max_iter=None):
     intercept : torch.Tensor of shape (..., d)
         The constant ``c`` of the VAR, in the units of ``Z``.
 
+    Raises
+    ------
+    ValueError
+        If ``lags`` is not an integer >= 1 (numpy integers are accepted, bools are not), a
+        sequence has fewer than ``lags + 2`` frames, or ``Z`` contains NaN or infinity or is too
+        large to standardise in its dtype; the message names ``Z`` or ``lags``.
+
     Examples
     --------
     >>> import torch
