@@ -243,6 +243,8 @@ def _open_h5(path):
 
 def _parse_axes(axes, shape, path, what):
     """Positions of the t, y and x axes in ``axes``; other named axes must be singleton."""
+    if not isinstance(axes, str):
+        axes = tuple(axes)
     if isinstance(axes, str) and axes.lower() in _AXIS_NAMES:
         names = [axes]
     elif isinstance(axes, str):
@@ -404,10 +406,15 @@ def read_hdf5(path, *, mmap=True, dataset=None, axes=None):
         _check_movie_dtype(data.dtype, path, where)
         shape = tuple(data.shape)
         labels = _labels(data) if axes is None else None
+        if axes is not None and not isinstance(axes, str):
+            raise TypeError(
+                f"axes must be a str with one letter per axis of the dataset, such as 'tyx', "
+                f"got {axes!r}."
+            )
         if axes is not None:
             order, fixed = _parse_axes(axes, shape, path, "axes")
         elif labels is not None:
-            order, fixed = _parse_axes(labels, shape, path, f"DIMENSION_LABELS of {data.name!r}:")
+            order, fixed = _parse_axes(labels, shape, path, f"The DIMENSION_LABELS of {data.name!r},")
         elif len(shape) == 3:
             order, fixed = (0, 1, 2), {}
         else:
