@@ -41,7 +41,7 @@ _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 #: What tifffile logs (it does not raise) when a file ends before its pages or image data.
 _TIFF_DAMAGE = re.compile(
     r"invalid page offset|corrupted tag list|invalid offset to page|failed to reshape|"
-    r"truncated|failed to read"
+    r"invalid value offset|circular reference|truncated|failed to read"
 )
 
 #: Suffixes (lower case) of the files taken from a folder of single-frame TIFFs.
@@ -194,9 +194,31 @@ def _intact_tiff(path):
         )
 
 
+def _check_tiff_pages(tif, series, path):
+    """Walk every page of the file: raise ValueError if one is damaged or cut short."""
+    try:
+        len(tif.pages)  # follows the chain of pages: a truncated chain is logged here
+        _check_tiff_extent(series, path)
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:  # tifffile raises several types for malformed pages
+        if str(exc).startswith(repr(path)):
+            raise  # ours, naming the file
+        raise ValueError(
+            f"{path!r} is truncated or corrupt: {exc}. Nothing was read; copy or export "
+            "the file again."
+        ) from exc
+
+
 def _check_tiff_extent(series, path):
     """Raise ValueError if image data of ``series`` lie beyond the end of the file."""
     size = os.path.getsize(path)
+    offset = getattr(series, "dataoffset", None)
+    if offset is not None and offset + series.nbytes > size:  # contiguous image data
+        raise ValueError(
+            f"{path!r} is truncated: its image data end at byte {offset + series.nbytes} but "
+            f"the file has {size} bytes. Nothing was read; copy or export the file again."
+        )
     for page in series.pages:
         if page is None:
             continue
@@ -242,7 +264,7 @@ def _probe_tiff(path):
         series = _tiff_series(tif, path)
         squeezed, order = _movie_axes(path, series.shape, series.axes)
         dtype = np.dtype(series.dtype)
-        len(tif.pages)  # walks the chain of pages: a truncated file is reported here
+        _check_tiff_pages(tif, series, path)
     shape = squeezed if order is None else tuple(squeezed[i] for i in order)
     return (1, *shape) if len(shape) == 2 else shape, dtype
 
@@ -251,8 +273,7 @@ def _read_tiff(path, mmap):
     with _intact_tiff(path), _open_tiff(path) as tif:
         series = _tiff_series(tif, path)
         squeezed, order = _movie_axes(path, series.shape, series.axes)
-        len(tif.pages)  # walks the chain of pages: a truncated file is reported here
-        _check_tiff_extent(series, path)
+        _check_tiff_pages(tif, series, path)
         data = None
         if mmap and getattr(series, "dataoffset", None) is not None:
             try:
@@ -710,8 +731,12 @@ def _irregular_run(run, index, name):
         for j, frame in enumerate(frames[1:], start=1):
             shape = _shape_or_none(frame)
             if shape is None or shape != first:
-                shown = "irregular (nested lists of different lengths)" if shape is None else shape
-                detail = f": frame 0 has shape {first} but frame {j} has {shown}"
+                shown = (
+                    "is itself irregular (rows of different lengths)"
+                    if shape is None
+                    else f"has {shape}"
+                )
+                detail = f": frame 0 has shape {first} but frame {j} {shown}"
                 break
     return ValueError(
         f"Run {index} of {name} is not a regular array (n_frames, height, width); its "

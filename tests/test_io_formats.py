@@ -709,3 +709,17 @@ def test_cli_reports_a_bad_file_in_one_line(tmp_path, capsys):
     assert main(["fit", str(bad), "--out", str(tmp_path / "m.pt")]) == 2
     err = capsys.readouterr().err
     assert "bad.h5" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cli_map_with_a_folder_as_model_says_it_is_not_a_model_file(tmp_path, capsys):
+    # issue 10, D9: "skvarae map <folder> run.tif" said the model file "does not exist"
+    run = tmp_path / "run.npy"
+    np.save(run, _movie((10, 6, 5)))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for command in (["map", str(folder), str(run)],
+                    ["compare", str(folder), "--a", str(run), "--b", str(run)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "is a folder, not a model file" in err and "does not exist" not in err
+        assert err.count("\n") == 1
