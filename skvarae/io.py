@@ -246,7 +246,9 @@ def _tiff_series(tif, path):
     try:
         series = tif.series
     except Exception as exc:
-        raise ValueError(f"Could not read the image series of {path!r}: {exc}") from exc
+        raise ValueError(
+            f"Could not read the image series of {path!r} (truncated or corrupt?): {exc}"
+        ) from exc
     if not series:
         raise ValueError(f"{path!r} holds no image data.")
     if len(series) > 1:

@@ -250,7 +250,7 @@ def test_truncated_compressed_tiff_raises_instead_of_reading_short(tmp_path, com
     for fraction in (0.3, 0.5, 0.75, 0.79, 0.95, 0.999):
         path = tmp_path / "truncated.tif"
         path.write_bytes(data[: int(len(data) * fraction)])
-        with pytest.raises(ValueError, match=r"truncated\.tif.*truncated"):
+        with pytest.raises(ValueError, match=r"truncated\.tif.*(truncated|corrupt)"):
             read_movie(path)
         with pytest.raises(ValueError, match=r"truncated\.tif"):
             check_runs([path, whole])
