@@ -209,9 +209,8 @@ class LazyMovie:
             ) from exc
         in_storage_order = sorted(kept)
         if flips:
-            data = data[
-                tuple(slice(None, None, -1) if a in flips else slice(None) for a in in_storage_order)
-            ]
+            reverse = slice(None, None, -1)
+            data = data[tuple(reverse if a in flips else slice(None) for a in in_storage_order)]
         perm = [in_storage_order.index(axis) for axis in kept]
         if perm != sorted(perm):
             data = np.ascontiguousarray(data.transpose(perm))
@@ -414,7 +413,8 @@ def read_hdf5(path, *, mmap=True, dataset=None, axes=None):
         if axes is not None:
             order, fixed = _parse_axes(axes, shape, path, "axes")
         elif labels is not None:
-            order, fixed = _parse_axes(labels, shape, path, f"The DIMENSION_LABELS of {data.name!r},")
+            what = f"The DIMENSION_LABELS of {data.name!r},"
+            order, fixed = _parse_axes(labels, shape, path, what)
         elif len(shape) == 3:
             order, fixed = (0, 1, 2), {}
         else:
@@ -484,7 +484,8 @@ def read_nwb(path, *, mmap=True, series=None):
                 )
             if len(movies) > 1:
                 listing = ", ".join(
-                    f"{n!r} ({type(o).__name__}, shape {_series_shape(o)})" for n, o in movies.items()
+                    f"{n!r} ({type(o).__name__}, shape {_series_shape(o)})"
+                    for n, o in movies.items()
                 )
                 raise ValueError(
                     f"{path!r} holds several image series in its acquisition: {listing}; "

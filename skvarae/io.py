@@ -823,8 +823,8 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
     This is the data contract of the estimators of skvarae. Runs are returned as they
     are, without conversion or copy: integer movies (uint16 from microscopes) stay
     integer, memory maps, :class:`LazyMovie` objects and read-only arrays are passed
-    through (the same object or a view of it) and nothing is modified in place. Callers convert batches of frames to
-    float32 as they go (see :func:`iter_frame_batches`).
+    through (the same object or a view of it) and nothing is modified in place. Callers
+    convert batches of frames to float32 as they go (see :func:`iter_frame_batches`).
 
     Parameters
     ----------

@@ -508,7 +508,8 @@ def test_nested_list_run_with_odd_frame_shape_names_run_and_frame():
     # issue 10, D9: numpy's "inhomogeneous shape" error named neither run nor frame
     frame, odd = np.zeros((4, 5)).tolist(), np.zeros((4, 6)).tolist()
     X = [[frame, frame, frame], [frame, frame, odd, frame]]
-    with pytest.raises(ValueError, match=r"Run 1 of X .*frame 0 has shape \(4, 5\) but frame 2 has \(4, 6\)"):
+    message = r"Run 1 of X .*frame 0 has shape \(4, 5\) but frame 2 has \(4, 6\)"
+    with pytest.raises(ValueError, match=message):
         check_runs(X)
     with pytest.raises(ValueError, match=r"Run 1 of X_test .*frame 1 is itself irregular"):
         check_runs([np.zeros((3, 4, 5)), [frame, [[0, 1], [2]], frame]], name="X_test")

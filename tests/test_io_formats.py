@@ -6,6 +6,7 @@ non-square everywhere, so a swapped height and width cannot pass.
 """
 
 import datetime
+import doctest
 import os
 import pickle
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from skvarae import SparseVARAutoencoder
+from skvarae import io as skvarae_io
 from skvarae.__main__ import main
 from skvarae.io import LazyMovie, check_runs, iter_frame_batches, read_movie, read_runs
 from skvarae.training import Windows
@@ -140,7 +142,8 @@ def test_hdf5_one_candidate_among_other_datasets(tmp_path):
 
 def test_hdf5_missing_dataset_name_names_file_and_lists_datasets(tmp_path):
     path = _write_h5(tmp_path / "movie.h5", _movie((8, 10, 14)))
-    with pytest.raises(ValueError, match=r"movie\.h5.*no dataset named 'imaging'.*'mov' \(8, 10, 14\)"):
+    message = r"movie\.h5.*no dataset named 'imaging'.*'mov' \(8, 10, 14\)"
+    with pytest.raises(ValueError, match=message):
         read_movie(path, dataset="imaging")
 
 
@@ -723,3 +726,8 @@ def test_cli_map_with_a_folder_as_model_says_it_is_not_a_model_file(tmp_path, ca
         err = capsys.readouterr().err
         assert "is a folder, not a model file" in err and "does not exist" not in err
         assert err.count("\n") == 1
+
+
+def test_io_docstring_examples_run():
+    result = doctest.testmod(skvarae_io, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
