@@ -370,6 +370,25 @@ def test_nwb_series_read_as_frames_height_width(tmp_path, kind, compress):
         out.close()
 
 
+def test_opening_a_huge_nwb_series_reads_nothing(tmp_path):
+    pytest.importorskip("pynwb")
+    path = _write_nwb(tmp_path / "huge.nwb", {"TwoPhotonSeries": _movie((4, 10, 14))})
+    shape = (1_000_000, 768, 512)  # NWB (frames, x, y): 0.7 TiB declared, nothing written
+    with h5py.File(path, "r+") as f:
+        del f["acquisition/TwoPhotonSeries/data"]
+        f["acquisition/TwoPhotonSeries"].create_dataset(
+            "data", shape=shape, dtype=np.uint16, chunks=(1, 768, 512), compression="gzip"
+        )
+    assert path.stat().st_size < 1_000_000
+    start = time.perf_counter()
+    out = read_movie(path)
+    elapsed = time.perf_counter() - start
+    assert isinstance(out, LazyMovie) and out.shape == (1_000_000, 512, 768)
+    assert elapsed < 10, f"opening took {elapsed:.1f} s"
+    assert out[999_999, :3, :4].shape == (3, 4)
+    out.close()
+
+
 def test_nwb_several_series_need_a_name(tmp_path):
     pytest.importorskip("pynwb")
     movies = {"plane0": _movie((8, 10, 14)), "plane1": _movie((9, 10, 14), seed=1)}
