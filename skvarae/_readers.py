@@ -547,12 +547,12 @@ def _series_shape(series):
 # --------------------------------------------------------------------------------------
 
 
-def _multiarray():
+def _numpy_core():
     try:
-        from numpy._core import multiarray
+        from numpy._core import multiarray, numeric
     except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    return multiarray
+        from numpy.core import multiarray, numeric
+    return multiarray, numeric
 
 
 def _allowed_globals():
@@ -561,7 +561,7 @@ def _allowed_globals():
     import collections
     import pathlib
 
-    multiarray = _multiarray()
+    multiarray, numeric = _numpy_core()
     allowed = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
@@ -571,8 +571,10 @@ def _allowed_globals():
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(module, "_reconstruct")] = multiarray._reconstruct
         allowed[(module, "scalar")] = multiarray.scalar
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):
+        allowed[(module, "_frombuffer")] = numeric._frombuffer  # protocol 5 arrays
     for module in ("builtins", "__builtin__"):
-        for name in ("set", "frozenset", "complex", "bytearray", "slice", "range"):
+        for name in ("set", "frozenset", "complex", "slice", "range"):
             allowed[(module, name)] = getattr(builtins, name)
     for module in ("pathlib", "pathlib._local"):
         for name in ("Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath",

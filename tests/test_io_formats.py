@@ -605,6 +605,17 @@ def test_suite2p_ops_loads_what_numpy_loads(tmp_path):
         assert type(ours[key]) is type(value)
 
 
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_suite2p_ops_pickled_with_any_protocol_loads(tmp_path, protocol):
+    movie = _movie((6, 10, 14), np.int16)
+    folder = _write_suite2p(tmp_path, movie)
+    ops = np.load(folder / "ops.npy", allow_pickle=True).item()
+    ops["ragged"] = np.array([[1], [1, 2]], dtype=object)
+    ops["nested"] = {"values": [np.zeros(2, np.int16), 1 + 2j, None, b"raw"], "t": (1, 2.5)}
+    _write_pickle_npy(folder / "ops.npy", ops, protocol=protocol)
+    np.testing.assert_array_equal(read_movie(folder), movie)
+
+
 class _System:
     """A pickle payload running a shell command when unpickled."""
 
@@ -625,13 +636,13 @@ class _Open:
         return (open, (self.path, "w"))
 
 
-def _write_pickle_npy(path, payload):
+def _write_pickle_npy(path, payload, protocol=3):
     """An object .npy file (as np.save writes a dict) whose pickle is ``payload``."""
     with open(path, "wb") as handle:
         np.lib.format.write_array_header_1_0(
             handle, {"descr": "|O", "fortran_order": False, "shape": ()}
         )
-        pickle.dump(payload, handle, protocol=3)
+        pickle.dump(payload, handle, protocol=protocol)
 
 
 @pytest.mark.parametrize("kind", ["os.system", "builtins.open"])
