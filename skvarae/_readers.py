@@ -115,6 +115,29 @@ class LazyMovie:
         Keyword arguments of :func:`skvarae.read_movie` that select this movie.
     resources : tuple, optional
         Objects to keep alive and close with the movie (h5py files, pynwb's IO).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        (n_frames, height, width).
+    dtype : numpy.dtype
+        The stored dtype; slices come back in it.
+    ndim : int
+        Always 3.
+    filename : str
+        The file read.
+
+    Examples
+    --------
+    >>> import numpy as np, h5py, tempfile, os
+    >>> from skvarae.io import read_movie
+    >>> path = os.path.join(tempfile.mkdtemp(), "movie.h5")
+    >>> with h5py.File(path, "w") as f:
+    ...     _ = f.create_dataset("mov", data=np.arange(60, dtype=np.uint16).reshape(5, 3, 4),
+    ...                          chunks=(1, 3, 4), compression="gzip")
+    >>> with read_movie(path) as movie:
+    ...     print(type(movie).__name__, movie.shape, movie[4, 2])
+    LazyMovie (5, 3, 4) [56 57 58 59]
     """
 
     ndim = 3
@@ -141,6 +164,7 @@ class LazyMovie:
 
     @property
     def itemsize(self):
+        """Bytes per element."""
         return self.dtype.itemsize
 
     def __len__(self):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from skvarae import SparseVARAutoencoder
+from skvarae import _readers as skvarae_readers
 from skvarae import io as skvarae_io
 from skvarae.__main__ import main
 from skvarae.io import LazyMovie, check_runs, iter_frame_batches, read_movie, read_runs
@@ -758,6 +759,7 @@ def test_cli_map_with_a_folder_as_model_says_it_is_not_a_model_file(tmp_path, ca
         assert err.count("\n") == 1
 
 
-def test_io_docstring_examples_run():
-    result = doctest.testmod(skvarae_io, optionflags=doctest.NORMALIZE_WHITESPACE)
+@pytest.mark.parametrize("module", [skvarae_io, skvarae_readers], ids=["io", "_readers"])
+def test_io_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
