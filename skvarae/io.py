@@ -195,9 +195,15 @@ def _intact_tiff(path):
 
 
 def _check_tiff_pages(tif, series, path):
-    """Walk every page of the file: raise ValueError if one is damaged or cut short."""
+    """Raise ValueError if the image data of ``series`` are damaged or cut short.
+
+    Contiguous image data (memory-mappable) are checked against the file size alone;
+    otherwise every page is visited, which follows the chain of pages to its end (tifffile
+    logs a broken chain, see :func:`_intact_tiff`), as decoding the pages will anyway.
+    """
     try:
-        len(tif.pages)  # follows the chain of pages: a truncated chain is logged here
+        if getattr(series, "dataoffset", None) is None:
+            len(tif.pages)
         _check_tiff_extent(series, path)
     except (OSError, MemoryError):
         raise
@@ -214,11 +220,14 @@ def _check_tiff_extent(series, path):
     """Raise ValueError if image data of ``series`` lie beyond the end of the file."""
     size = os.path.getsize(path)
     offset = getattr(series, "dataoffset", None)
-    if offset is not None and offset + series.nbytes > size:  # contiguous image data
-        raise ValueError(
-            f"{path!r} is truncated: its image data end at byte {offset + series.nbytes} but "
-            f"the file has {size} bytes. Nothing was read; copy or export the file again."
-        )
+    if offset is not None:  # contiguous image data
+        if offset + series.nbytes > size:
+            raise ValueError(
+                f"{path!r} is truncated: its image data end at byte {offset + series.nbytes} "
+                f"but the file has {size} bytes. Nothing was read; copy or export the file "
+                "again."
+            )
+        return
     for page in series.pages:
         if page is None:
             continue
