@@ -6,8 +6,11 @@ folder contents); this module holds one reader per format and the lazy array the
 Every reader is lazy: opening a file reads its header only. Where the data lie contiguous
 and uncompressed in the file (an HDF5 dataset without chunks, suite2p's ``data.bin``), the
 movie is a read-only :class:`numpy.memmap`; otherwise (chunked or compressed HDF5 / NWB
-datasets) it is a :class:`LazyMovie`, which reads frames when sliced and keeps its file (and,
-for NWB, pynwb's ``NWBHDF5IO``) open for as long as it is used.
+datasets) it is a :class:`LazyMovie`, which reads frames when sliced and keeps its h5py file
+open for as long as it is used. NWB files are searched with pynwb (the series, its type and
+name), whose ``NWBHDF5IO`` is then closed; the frames are read through h5py, so a lazy NWB
+movie holds only an h5py file, which closes with it (an ``NWBHDF5IO`` left open would need
+an explicit close, and hdmf warns when one is garbage-collected open).
 """
 
 import importlib
@@ -114,7 +117,7 @@ class LazyMovie:
     options : dict, optional
         Keyword arguments of :func:`skvarae.read_movie` that select this movie.
     resources : tuple, optional
-        Objects to keep alive and close with the movie (h5py files, pynwb's IO).
+        Objects to keep alive and close with the movie (the h5py file).
 
     Attributes
     ----------
@@ -182,7 +185,7 @@ class LazyMovie:
         return self._dataset is None
 
     def close(self):
-        """Close the file (and pynwb's IO); the movie cannot be read afterwards."""
+        """Close the file; the movie cannot be read afterwards."""
         self._dataset = None
         for resource in reversed(self._resources):
             try:
@@ -548,14 +551,23 @@ def read_nwb(path, *, mmap=True, series=None):
                 f"({len(shape)}-D); expected 3-D (frames, x, y): one plane, one channel."
             )
         _check_movie_dtype(data.dtype, path, f"The image series {name!r}")
+        dataset_name = data.name
+    finally:
+        nwb_io.close()
+    # pynwb found the series; its frames are read through h5py alone, so that a lazy movie
+    # holds one h5py file (closed with it, or when it is garbage-collected) rather than an
+    # open NWBHDF5IO, which must be closed explicitly.
+    h5file = _open_h5(path)
+    try:
+        data = h5file[dataset_name]
         # NWB stores (frames, x, y) = (frames, width, height); skvarae's runs are
         # (frames, height, width). As roiextractors' NwbImagingExtractor (get_series:
         # data.transpose([0, 2, 1])), swap the two spatial axes.
         return _movie_from_dataset(
-            path, data.file, data, (0, 2, 1), {}, mmap, {"series": name}, (nwb_io,)
+            path, h5file, data, (0, 2, 1), {}, mmap, {"series": name}, (h5file,)
         )
     except BaseException:
-        nwb_io.close()
+        h5file.close()
         raise
 
 

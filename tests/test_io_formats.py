@@ -659,7 +659,9 @@ def test_malicious_ops_npy_is_not_executed(tmp_path, kind):
 
     # the payload is live: numpy's own pickle loading runs it
     _write_pickle_npy(tmp_path / "proof.npy", make(proof))
-    np.load(tmp_path / "proof.npy", allow_pickle=True)
+    result = np.load(tmp_path / "proof.npy", allow_pickle=True)["x"]
+    if hasattr(result, "close"):
+        result.close()  # the file object the payload opened
     assert proof.exists()
 
     _write_pickle_npy(folder / "ops.npy", make(marker))
