@@ -723,6 +723,11 @@ def test_fit_on_hdf5_nwb_and_suite2p_files_equals_fit_on_arrays(tmp_path):
         ]
         np.testing.assert_array_equal(model.predict(files)[1], expected.predict([a, b])[1])
         assert model.score(files) == expected.score([a, b])
+    # per-run work in joblib threads reads the lazy files concurrently
+    threaded = SparseVARAutoencoder(**TINY, n_jobs=2).fit([h5, nwb_lazy])
+    np.testing.assert_array_equal(threaded.coef_, expected.coef_)
+    np.testing.assert_array_equal(threaded.contribution_map([h5, nwb_lazy]),
+                                  expected.contribution_map([a, b]))
 
 
 def test_cli_fits_on_nwb_files(tmp_path, capsys):
