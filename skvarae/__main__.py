@@ -150,9 +150,9 @@ def _load(path):
     from . import SparseVARAutoencoder
 
     if Path(path).is_dir():
-        raise IsADirectoryError(
-            f"model file {path} is a folder; give the model file written by 'skvarae fit' "
-            "first, then the runs"
+        raise ValueError(
+            f"model file {path} is a folder, not a model file: the first argument is the "
+            "model written by 'skvarae fit' (e.g. model.pt), then the runs"
         )
     if not Path(path).is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
@@ -229,8 +229,9 @@ def build_parser():
 
     fit = commands.add_parser(
         "fit", help="fit a model on movie files and save it",
-        description="Fit on runs given as TIFF / .npy files, folders of TIFF frames or glob "
-        "patterns (one run per file), and save the model.",
+        description="Fit on runs given as TIFF, .npy, HDF5 or NWB files, suite2p plane "
+        "folders, folders of TIFF frames or glob patterns (one run per file), and save the "
+        "model.",
     )
     fit.add_argument("runs", nargs="+", metavar="RUN", help="movie files, folders or patterns")
     fit.add_argument("--out", default="model.pt", help="model file to write (default model.pt)")
