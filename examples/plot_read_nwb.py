@@ -28,7 +28,7 @@ from pynwb import NWBHDF5IO, NWBFile
 from pynwb.ophys import OpticalChannel, TwoPhotonSeries
 
 from skvarae import SparseVARAutoencoder, make_calcium_movies, read_movie
-from skvarae.plotting import plot_contribution_map
+from skvarae.plotting import plot_contribution_map_from_estimator
 
 data = make_calcium_movies(n_runs=2, n_frames=80, frame_shape=(24, 40), random_state=0)
 folder = Path(tempfile.mkdtemp(prefix="skvarae-nwb-"))
@@ -98,7 +98,7 @@ print(f"{model.n_iter_} epochs; a real analysis trains longer (see the quick sta
 # %%
 # Contribution map of the two runs, over the mean frame, with the true driver cells
 # outlined in cyan.
-fig = plot_contribution_map(model)
+fig = plot_contribution_map_from_estimator(model)
 fig.axes[0].contour(data.driver_mask, levels=[0.5], colors="cyan", linewidths=1)
 
 # %%
