@@ -69,6 +69,7 @@ import skvarae.contribution
 import skvarae.stats
 from skvarae import SparseVARAutoencoder, make_calcium_movies
 from skvarae.contribution import contribution_maps
+from skvarae.estimator import held_out_split
 from skvarae.stats import compare_latents
 from skvarae.var import fit_var, forecast_var
 
@@ -158,6 +159,7 @@ class PCAVAR:
         frames = np.concatenate([r.reshape(len(r), -1) for r in runs]).astype(np.float64)
         self.frame_shape_ = runs[0].shape[1:]
         self.mean_frame_ = frames.mean(axis=0).reshape(self.frame_shape_)
+        self.offset_ = self.mean_frame_  # as the estimator's offset_ with the skip connection
         dynamic = frames - self.mean_frame_.ravel()
         self.scale_ = float(np.sqrt(np.mean(dynamic**2)))
         self.pca_ = PCA(self.n_components, svd_solver=_PCA_SOLVER).fit(dynamic / self.scale_)
@@ -189,8 +191,7 @@ class PCAVAR:
         """As the estimator's ``score``: last-quarter one-step forecast R², mean over runs."""
         scores = []
         for run, latents in zip(runs, self.encode(runs)):
-            n_test = max(2, len(run) // 4)
-            n_fit = len(run) - n_test
+            n_fit, n_test = held_out_split(len(run))
             z = torch.from_numpy(latents)
             coef, intercept = fit_var(z[:n_fit], self.alpha, self.lags)
             forecast = forecast_var(z[n_fit - self.lags:], coef, intercept).numpy()
@@ -229,16 +230,8 @@ def neural_model(variant, alpha, seed, args):
 
 
 def autoencode(model, run):
-    """Reconstruction of a run through the autoencoding path, decoder(encoder(x_t)), in pixels.
-
-    The estimator has no public method for this (``predict`` returns VAR forecasts), so it is
-    written here from the fitted attributes, as the estimator's private ``_decode`` does.
-    """
-    offset = model.mean_frame_ if model.skip_connection else model.mean_frame_.mean()
-    latents = torch.from_numpy(model.encode([run])[0])
-    with torch.no_grad():
-        frames = model.decoder_(latents).numpy()
-    return frames * model.scale_ + offset
+    """Reconstruction of a run through the autoencoding path, decoder(encoder(x_t)), in pixels."""
+    return model.decode(model.encode([run])[0])
 
 
 # ------------------------------------------------------------------------------- the metrics
@@ -274,14 +267,10 @@ def map_without_self_terms(model, runs):
     """Ω of the training runs with w_j = Σ_k Σ_{i != j} |A_k[i, j]| (self-terms left out).
 
     Not offered by the library; computed with its own :func:`contribution_maps` and the fitted
-    encoder, reference frames as the estimator uses them.
+    encoder, reference frames as the estimator uses them (``offset_``, ``mean_frame_``).
     """
-    if isinstance(model, PCAVAR):
-        offset = model.mean_frame_
-    else:
-        offset = model.mean_frame_ if model.skip_connection else model.mean_frame_.mean()
     return contribution_maps(
-        model.encoder_, list(runs), without_self_terms(model.coef_), offset=offset,
+        model.encoder_, list(runs), without_self_terms(model.coef_), offset=model.offset_,
         scale=model.scale_, baseline=model.mean_frame_,
     ).mean(axis=0)
 
@@ -427,7 +416,7 @@ def latent_forecast(model, run):
     paper's Figure 4: latents and their forecasts at several λ).
     """
     z = np.asarray(model.encode([run])[0], dtype=np.float64)
-    n_fit = len(z) - max(2, len(z) // 4)
+    n_fit, _ = held_out_split(len(z))
     latents = torch.from_numpy(z)
     coef, intercept = fit_var(latents[:n_fit], model.alpha, model.lags)
     forecast = forecast_var(latents[n_fit - model.lags:], coef, intercept).numpy()

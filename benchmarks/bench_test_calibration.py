@@ -55,7 +55,7 @@ from joblib import Parallel, delayed
 
 from skvarae import SparseVARAutoencoder, make_calcium_movies
 from skvarae.contribution import difference_map_test
-from skvarae.stats import LEVEL, _choose_n_blocks, compare_latents
+from skvarae.stats import LEVEL, choose_n_blocks, compare_latents
 
 A0 = np.array([[0.5, 0.0, 0.0], [0.3, 0.4, 0.0], [0.0, 0.0, 0.6]])
 SUPPORT = A0 != 0
@@ -238,7 +238,7 @@ def main(argv=None):
     rows = []
     for n_runs in args.runs:
         lengths = [args.n_frames] * n_runs
-        k = _choose_n_blocks(lengths, lengths, args.n_permutations, args.min_block_length)
+        k = choose_n_blocks(lengths, lengths, args.n_permutations, args.min_block_length)
         units = "runs" if k == 1 else f"{k} blocks × {args.n_frames // k} frames"
         size = attainable_size(k * n_runs, k * n_runs, args.n_permutations)
         cells = []

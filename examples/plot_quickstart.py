@@ -26,10 +26,10 @@ from sklearn.metrics import roc_auc_score
 
 from skvarae import SparseVARAutoencoder, make_calcium_movies
 from skvarae.plotting import (
-    plot_coef,
-    plot_contribution_map,
-    plot_forecast,
-    plot_history,
+    plot_coef_from_estimator,
+    plot_contribution_map_from_estimator,
+    plot_forecast_from_estimator,
+    plot_history_from_estimator,
 )
 
 data = make_calcium_movies(n_runs=6, n_frames=120, frame_shape=(32, 32), random_state=0)
@@ -72,7 +72,7 @@ print("VAR matrices coef_ (n_runs, lags, d, d):", model.coef_.shape)
 # %%
 # The training losses: ``reconstruction`` (decoder of the encoded frame) and ``forecast``
 # (decoder of the VAR's one-step forecast of the latent), in standardised units.
-plot_history(model)
+plot_history_from_estimator(model)
 
 # %%
 # Held-out forecasts
@@ -86,7 +86,7 @@ print(f"held-out forecast R², new runs:      {model.score(X_test):.3f}")
 
 # %%
 # The latents of a new run and their one-step forecasts by its own sparse VAR.
-plot_forecast(model, X_test[0], dims=[0, 1, 2])
+plot_forecast_from_estimator(model, X_test[0], dims=[0, 1, 2])
 
 # %%
 # Sparse VAR matrices
@@ -94,7 +94,7 @@ plot_forecast(model, X_test[0], dims=[0, 1, 2])
 # ``coef_[r, k - 1][i, j]`` is the effect of latent ``j`` at lag ``k`` on latent ``i`` in
 # training run ``r``. The lasso sets most of them to exactly zero.
 print(f"zero VAR coefficients: {np.mean(model.coef_ == 0):.0%}")
-plot_coef(model)
+plot_coef_from_estimator(model)
 
 # %%
 # Contribution map
@@ -108,7 +108,9 @@ plot_coef(model)
 omega = model.contribution_map()
 cells = (data.footprints > 0.5).any(axis=0)
 auc = roc_auc_score(data.driver_mask[cells], omega[cells])
-fig = plot_contribution_map(model, title=f"contribution map Ω (driver AUC among cells {auc:.2f})")
+fig = plot_contribution_map_from_estimator(
+    model, title=f"contribution map Ω (driver AUC among cells {auc:.2f})"
+)
 fig.axes[0].contour(data.driver_mask, levels=[0.5], colors="cyan", linewidths=1)
 print(f"ROC AUC of Ω for the driver pixels among cell pixels: {auc:.2f}")
 

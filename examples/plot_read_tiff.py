@@ -22,7 +22,7 @@ import tifffile
 
 from skvarae import SparseVARAutoencoder, make_calcium_movies
 from skvarae.io import read_runs
-from skvarae.plotting import plot_contribution_map
+from skvarae.plotting import plot_contribution_map_from_estimator
 
 data = make_calcium_movies(n_runs=4, n_frames=120, frame_shape=(32, 32), random_state=0)
 folder = Path(tempfile.mkdtemp(prefix="skvarae-example-"))
@@ -64,7 +64,7 @@ print("mean frame:", model.mean_frame_.shape, "in the files' units (counts)")
 # %%
 # Contribution map of the files' runs (the training runs' maps, computed during ``fit``),
 # with the true driver cells outlined in cyan.
-fig = plot_contribution_map(model)
+fig = plot_contribution_map_from_estimator(model)
 fig.axes[0].contour(data.driver_mask, levels=[0.5], colors="cyan", linewidths=1)
 
 # %%

@@ -1,12 +1,15 @@
 """Command line: ``skvarae demo``, ``skvarae fit``, ``skvarae map``, ``skvarae compare``.
 
 Run ``python -m skvarae --help`` (or ``skvarae --help``) for the commands and their options.
-User mistakes (missing files, bad movies, bad options) print one line on stderr and exit with
-status 2; nothing else here is caught.
+User mistakes (missing files, bad movies or model files, bad options, an unwritable output,
+training that diverges, running out of memory) print one line on stderr and exit with status
+2; Ctrl-C prints one line and exits with 130; nothing else here is caught. Output paths are
+checked before any training starts.
 """
 
 import argparse
 import logging
+import os
 import sys
 import time
 import warnings
@@ -17,6 +20,7 @@ import numpy as np
 __all__ = ["main"]
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _demo(args):
@@ -26,6 +30,8 @@ def _demo(args):
     from .latent_grid import max_latent_side_for_cells
     from .stats import permutation_test_maps
 
+    if not args.no_figures:
+        _check_writable_folder(args.out, "--out")
     start = time.perf_counter()
     cell_radius = 3.0
     data = make_calcium_movies(
@@ -106,10 +112,11 @@ def _demo_truth(data):
 def _demo_figures(model, data, map_test, truth, out):
     from . import plotting
 
-    plt = plotting._pyplot()
     out.mkdir(parents=True, exist_ok=True)
     names = data.condition_names
-    contribution = plotting.plot_contribution_map(model, title="contribution map Ω (driving)")
+    contribution = plotting.plot_contribution_map_from_estimator(
+        model, title="contribution map Ω (driving)"
+    )
     axes = contribution.axes[0]
     axes.contour(truth["drivers"].astype(float), levels=[0.5], colors="cyan", linewidths=1.0)
     axes.set_xlabel("cyan: true driver cells")
@@ -120,19 +127,46 @@ def _demo_figures(model, data, map_test, truth, out):
     figures = {
         "contribution_map.png": contribution,
         "difference_map.png": difference,
-        "coefficients.png": plotting.plot_coef(model),
-        "forecast.png": plotting.plot_forecast(model, data.movies[0]),
-        "loss.png": plotting.plot_history(model),
+        "coefficients.png": plotting.plot_coef_from_estimator(model),
+        "forecast.png": plotting.plot_forecast_from_estimator(model, data.movies[0]),
+        "loss.png": plotting.plot_history_from_estimator(model),
     }
+    import matplotlib.pyplot as plt  # importable: the plots above needed it
+
     for name, figure in figures.items():
         figure.savefig(out / name, dpi=120, bbox_inches="tight")
         plt.close(figure)
     return list(figures)
 
 
+def _check_writable(path, option):
+    """OSError naming ``option`` unless a file can be written at ``path`` (nothing is created)."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PermissionError(f"{option} {path} is not writable")
+
+
+def _check_writable_folder(path, option):
+    """OSError naming ``option`` unless ``path`` is, or can be created as, a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option} {path} cannot be created or written")
+
+
 def _fit(args):
     from . import SparseVARAutoencoder
 
+    _check_writable(args.out, "--out")
     model = SparseVARAutoencoder(
         alpha=args.alpha,
         lags=args.lags,
@@ -158,6 +192,11 @@ def _fit(args):
 def _load(path):
     from . import SparseVARAutoencoder
 
+    if Path(path).is_dir():
+        raise ValueError(
+            f"model file {path} is a folder, not a model file: the first argument is the "
+            "model written by 'skvarae fit' (e.g. model.pt), then the runs"
+        )
     if not Path(path).is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     return SparseVARAutoencoder.load(path)
@@ -166,6 +205,9 @@ def _load(path):
 def _map(args):
     from . import plotting
 
+    _check_writable(args.out, "--out")
+    if args.npy:
+        _check_writable(args.npy, "--npy")
     model = _load(args.model)
     contribution = model.contribution_map(args.runs)
     figure = plotting.plot_contribution_map(contribution, model.mean_frame_)
@@ -230,8 +272,9 @@ def build_parser():
 
     fit = commands.add_parser(
         "fit", help="fit a model on movie files and save it",
-        description="Fit on runs given as TIFF / .npy files, folders of TIFF frames or glob "
-        "patterns (one run per file), and save the model.",
+        description="Fit on runs given as TIFF, .npy, HDF5 or NWB files, suite2p plane "
+        "folders, folders of TIFF frames or glob patterns (one run per file), and save the "
+        "model.",
     )
     fit.add_argument("runs", nargs="+", metavar="RUN", help="movie files, folders or patterns")
     fit.add_argument("--out", default="model.pt", help="model file to write (default model.pt)")
@@ -272,11 +315,22 @@ def build_parser():
     return parser
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def main(argv=None):
     """Entry point of ``skvarae`` and ``python -m skvarae``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = args.log_level.upper()
+    if level not in _LOG_LEVELS:
+        print(
+            f"skvarae {args.command}: error: --log-level must be one of {', '.join(_LOG_LEVELS)}, "
+            f"got {args.log_level!r}",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         # One line per warning, like the errors, rather than Python's file:line and source.
@@ -286,9 +340,17 @@ def main(argv=None):
         warnings.showwarning = show_warning
         try:
             return args.handler(args)
-        except (ValueError, TypeError, OSError, ImportError) as error:
-            print(f"skvarae {args.command}: error: {error}", file=sys.stderr)
+        except (ValueError, TypeError, OSError, ImportError, FloatingPointError) as error:
+            message = " ".join(str(error).split()) or type(error).__name__
+            print(f"skvarae {args.command}: error: {message}", file=sys.stderr)
             return EXIT_USER_ERROR
+        except MemoryError as error:
+            print(f"skvarae {args.command}: error: out of memory {error}".rstrip(),
+                  file=sys.stderr)
+            return EXIT_USER_ERROR
+        except KeyboardInterrupt:
+            print(f"skvarae {args.command}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .io import check_runs, iter_frame_batches
+from ._validation import check_integer, check_model_runs, check_params
+from .io import iter_frame_batches
 from .stats import MapPermutationTestResult, permutation_test_maps
 
 __all__ = [
@@ -315,7 +316,11 @@ def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batc
     offset = np.asarray(offset, dtype=np.float32)
     baseline = offset if baseline is None else np.asarray(baseline, dtype=np.float32)
     same_reference = baseline is offset or np.array_equal(baseline, offset)
-    batch_pixels = _BATCH_PIXELS if batch_pixels is None else int(batch_pixels)
+    batch_pixels = (
+        _BATCH_PIXELS
+        if batch_pixels is None
+        else check_integer(batch_pixels, "batch_pixels", min_val=1, caller_name="contribution_maps")
+    )
     maps = []
     for run, run_weights in zip(runs, weights):
         n_frames, height, width = run.shape
@@ -337,27 +342,19 @@ def contribution_maps(encoder, runs, coef, *, offset, scale, baseline=None, batc
     return np.stack(maps)
 
 
-def _model_runs(estimator, X, name):
-    """Validate X against a fitted model's data contract; returns the list of runs."""
-    runs = check_runs(X, min_frames=estimator.lags + 2, name=name)
-    shape = tuple(runs[0].shape[1:])
-    if shape != tuple(estimator.frame_shape_):
-        raise ValueError(
-            f"{name} has frames of shape {shape}, but the model was fitted on frames of shape "
-            f"{tuple(estimator.frame_shape_)}."
-        )
-    return runs
-
-
 def _maps_on(estimator, runs, kind="driving"):
-    """Per-run maps of runs under a fitted model, each run's VAR refitted on its latents."""
+    """Per-run maps of runs under a fitted model, each run's VAR refitted on its latents.
+
+    Reads the model's public attributes only: ``transform``, ``encoder_``, ``offset_``,
+    ``scale_``, ``mean_frame_``, ``latent_shape_`` and ``lags``.
+    """
     d = int(np.prod(estimator.latent_shape_))
     coef = estimator.transform(runs).reshape(len(runs), estimator.lags, d, d)
     return contribution_maps(
         estimator.encoder_,
         runs,
         coef,
-        offset=estimator._offset(),
+        offset=estimator.offset_,
         scale=estimator.scale_,
         baseline=estimator.mean_frame_,
         kind=kind,
@@ -427,6 +424,7 @@ def contribution_map(estimator, X=None, *, per_run=False, kind="driving"):
     ((8, 8), (2, 8, 8))
     """
     check_is_fitted(estimator)
+    check_params({"per_run": per_run}, {"per_run": ["boolean"]}, "contribution_map")
     kind = _check_kind(kind)
     if X is None:
         if kind != KINDS[0]:
@@ -436,7 +434,7 @@ def contribution_map(estimator, X=None, *, per_run=False, kind="driving"):
             )
         maps = np.array(estimator.contribution_maps_, copy=True)
     else:
-        maps = _maps_on(estimator, _model_runs(estimator, X, "X"), kind)
+        maps = _maps_on(estimator, check_model_runs(estimator, X, name="X"), kind)
     return maps if per_run else maps.mean(axis=0)
 
 
@@ -472,7 +470,7 @@ def difference_map(estimator, X_a, X_b, *, kind="driving"):
     check_is_fitted(estimator)
     kind = _check_kind(kind)
     omega = [
-        _maps_on(estimator, _model_runs(estimator, X, name), kind).mean(axis=0)
+        _maps_on(estimator, check_model_runs(estimator, X, name=name), kind).mean(axis=0)
         for name, X in (("X_a", X_a), ("X_b", X_b))
     ]
     return omega[0] - omega[1]
@@ -539,7 +537,7 @@ def difference_map_test(estimator, X_a, X_b, *, kind="driving", n_permutations=1
     check_is_fitted(estimator)
     kind = _check_kind(kind)
     maps = [
-        _maps_on(estimator, _model_runs(estimator, X, name), kind)
+        _maps_on(estimator, check_model_runs(estimator, X, name=name), kind)
         for name, X in (("X_a", X_a), ("X_b", X_b))
     ]
     return permutation_test_maps(

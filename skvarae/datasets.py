@@ -5,11 +5,11 @@ ground truth is known: where the cells are, which cells drive which, and how the
 between two conditions. Tests, examples and benchmarks use it.
 """
 
-import numbers
-
 import numpy as np
 from scipy import ndimage, signal
-from sklearn.utils import Bunch, check_random_state, check_scalar
+from sklearn.utils import Bunch
+
+from ._validation import check_frame_shape, check_integer, check_random_state, check_real
 
 __all__ = ["make_calcium_movies", "movie_statistics"]
 
@@ -76,37 +76,15 @@ dF/F_i(t)), shifted by a small random rigid motion when ``jitter > 0``, then pho
 # argument checks
 # --------------------------------------------------------------------------------------------
 def _check_int(x, name, min_val=None, max_val=None):
-    if isinstance(x, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, not bool.")
-    check_scalar(x, name, numbers.Integral, min_val=min_val, max_val=max_val)
-    return int(x)
+    return check_integer(x, name, min_val=min_val, max_val=max_val)
 
 
 def _check_real(x, name, min_val=None, max_val=None, include_boundaries="both"):
-    if isinstance(x, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a real number, not bool.")
-    check_scalar(
-        x, name, numbers.Real, min_val=min_val, max_val=max_val,
-        include_boundaries=include_boundaries,
-    )
-    if not np.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {x!r}.")
-    return float(x)
+    return check_real(x, name, min_val=min_val, max_val=max_val, closed=include_boundaries)
 
 
 def _check_frame_shape(frame_shape):
-    if isinstance(frame_shape, (str, bytes)) or not hasattr(frame_shape, "__len__"):
-        raise TypeError(
-            f"frame_shape must be a tuple of two ints (height, width), got {frame_shape!r}."
-        )
-    if len(frame_shape) != 2:
-        raise ValueError(
-            f"frame_shape must have two entries (height, width), got {len(frame_shape)}: "
-            f"{tuple(frame_shape)!r}."
-        )
-    return tuple(
-        _check_int(side, f"frame_shape[{k}]", min_val=4) for k, side in enumerate(frame_shape)
-    )
+    return check_frame_shape(frame_shape, min_side=4)
 
 
 def _seed_sequence(random_state):
@@ -116,14 +94,11 @@ def _seed_sequence(random_state):
     :func:`sklearn.utils.check_random_state` does) or a :class:`numpy.random.Generator`.
     The entropy is drawn from the given generator, so one seed gives one stream.
     """
-    if isinstance(random_state, np.random.Generator):
-        entropy = random_state.integers(0, 2**32, size=4, dtype=np.uint64)
+    rng = check_random_state(random_state, allow_generator=True)
+    if isinstance(rng, np.random.Generator):
+        entropy = rng.integers(0, 2**32, size=4, dtype=np.uint64)
     else:
-        if isinstance(random_state, (bool, np.bool_)):
-            raise TypeError("random_state must be None, an int, a RandomState or a Generator, "
-                            "not bool.")
-        rs = check_random_state(random_state)
-        entropy = rs.randint(0, 2**32, size=4, dtype=np.uint64)
+        entropy = rng.randint(0, 2**32, size=4, dtype=np.uint64)
     return np.random.SeedSequence([int(e) for e in entropy])
 
 

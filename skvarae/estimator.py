@@ -5,7 +5,8 @@ The maths lives elsewhere: the network in :mod:`skvarae.network`, the sparse VAR
 """
 
 import copy
-import numbers
+import functools
+import os
 import platform
 import warnings
 
@@ -14,24 +15,55 @@ import sklearn
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .contribution import contribution_map as _contribution_map
-from .contribution import contribution_maps
+from . import contribution, stats
+from ._validation import (
+    N_JOBS,
+    RANDOM_STATE,
+    Integer,
+    Real,
+    StrOptions,
+    check_model_runs,
+    check_random_state,
+    resolve_device,
+    validate_params,
+)
 from .io import check_runs, iter_frame_batches
 from .network import ConvDecoder, ConvEncoder
-from .stats import compare_sequences as _compare_sequences
-from .training import Windows, train
+from .training import Windows, end_to_end_loss, train, two_stage_loss
 from .var import fit_var, forecast_var
 
-__all__ = ["SparseVARAutoencoder"]
+__all__ = ["SparseVARAutoencoder", "FITTED_ATTRIBUTES", "held_out_split"]
 
 #: Pixels (frames x height x width) per chunk when streaming frames without gradients (mean
 #: frame, encoding, decoding): 16 MiB of float32 input, whatever the frame size.
 _CHUNK_PIXELS = 2**22
-_SAVE_FORMAT = 1
+#: Version of the file written by ``save``. 2 added ``offset_``; files of format 1 still load.
+_SAVE_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
+
+#: Every fitted attribute, listed once: ``fit`` computes all of them before assigning any,
+#: ``save`` writes them, ``load`` reads them back (or refuses the file), and the estimator counts
+#: as fitted only when it has all of them. Each name maps to how it is stored in a model file.
+FITTED_ATTRIBUTES = {
+    "encoder_": "module",
+    "decoder_": "module",
+    "device_": "str",
+    "frame_shape_": "shape",
+    "n_features_in_": "int",
+    "mean_frame_": "array",
+    "offset_": "array",
+    "scale_": "float",
+    "latent_shape_": "shape",
+    "history_": "history",
+    "n_iter_": "int",
+    "best_epoch_": "int",
+    "coef_": "array",
+    "intercept_": "array",
+    "contribution_maps_": "array",
+}
+_MODULES = tuple(name for name, kind in FITTED_ATTRIBUTES.items() if kind == "module")
 
 
 def _frames_per_chunk(frame_shape):
@@ -39,13 +71,36 @@ def _frames_per_chunk(frame_shape):
     return max(1, _CHUNK_PIXELS // int(np.prod(frame_shape)))
 
 
-def _resolve_device(device):
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    return resolved
+def _offset(mean_frame, skip_connection):
+    """What the network's input is measured from: the mean frame, or its global mean."""
+    if skip_connection:
+        return mean_frame
+    return np.full_like(mean_frame, mean_frame.mean())
+
+
+@validate_params({"n_frames": [Integer(1, None)]}, prefer_skip_nested_validation=True)
+def held_out_split(n_frames):
+    """How :meth:`SparseVARAutoencoder.score` splits a run: frames to fit on, frames to forecast.
+
+    The last quarter of the frames (at least 2) is held out; the VAR is fitted on the rest.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames of the run.
+
+    Returns
+    -------
+    n_fit, n_test : int
+        ``run[:n_fit]`` fits the VAR; ``run[n_fit:]`` (``n_test`` frames) is forecast.
+
+    Examples
+    --------
+    >>> held_out_split(100)
+    (75, 25)
+    """
+    n_test = max(2, int(n_frames) // 4)
+    return int(n_frames) - n_test, n_test
 
 
 def _same_shape_or_list(arrays):
@@ -104,13 +159,15 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         Minimum decrease of the epoch loss that counts as an improvement.
     n_iter_no_change : int, default=10
         Stop after this many epochs without improvement; the best weights are restored.
-    device : str, default="auto"
-        Torch device; ``"auto"`` picks CUDA when available, else the CPU (resolved in ``fit``).
+    device : str or torch.device, default="auto"
+        Torch device; ``"auto"`` picks CUDA when available, else the CPU (resolved in ``fit``,
+        which raises ``ValueError`` for a device that does not exist or is not available).
     n_jobs : int or None, default=None
         Threads (joblib) for the per-run work after training: encoding, per-run VAR refits,
         forecasts and scores of many runs (``transform``, ``predict``, ``score``, ``encode``).
-        ``None`` runs them one after the other; ``-1`` uses all cores. Training itself is not
-        parallelised by this; run ``GridSearchCV(n_jobs=...)`` for parallel fits.
+        ``None`` runs them one after the other; ``-1`` uses all cores (``-2`` all but one);
+        ``0`` is refused. Training itself is not parallelised by this; run
+        ``GridSearchCV(n_jobs=...)`` for parallel fits.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation and batch shuffling (local generators only). With a
         fixed seed, results on the CPU are identical from run to run.
@@ -131,6 +188,10 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         ``(channels, h, w)`` of the latent map.
     mean_frame_ : ndarray of shape (height, width)
         Mean over all frames of all training runs (the static structure).
+    offset_ : ndarray of shape (height, width)
+        What the network's input is measured from: ``mean_frame_`` with the skip connection,
+        else ``mean_frame_``'s global mean in every pixel. The encoder sees
+        ``(x_t - offset_) / scale_`` and :meth:`decode` returns ``offset_ + scale_ * f_dec(z)``.
     scale_ : float
         Standard deviation of the dynamic part ``x_t - mean_frame_`` (of ``x_t`` minus its global
         mean when ``skip_connection=False``).
@@ -138,6 +199,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         Per-epoch losses (``loss``, ``reconstruction``, ``forecast``) and durations.
     n_iter_ : int
         Number of epochs run.
+    best_epoch_ : int
+        The (1-based) epoch whose weights were kept.
     device_ : str
         The device the network lives on.
     frame_shape_ : tuple of int
@@ -170,24 +233,24 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
-        "lags": [Interval(numbers.Integral, 1, None, closed="left")],
-        "latent_channels": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_latent_side": [Interval(numbers.Integral, 1, None, closed="left")],
-        "base_channels": [Interval(numbers.Integral, 1, None, closed="left")],
+        "alpha": [Real(0, None, closed="left")],
+        "lags": [Integer(1, None)],
+        "latent_channels": [Integer(1, None)],
+        "max_latent_side": [Integer(1, None)],
+        "base_channels": [Integer(1, None)],
         "training": [StrOptions({"end_to_end", "two_stage"})],
         "skip_connection": ["boolean"],
-        "forecast_weight": [Interval(numbers.Real, 0, None, closed="left")],
-        "reconstruction_weight": [Interval(numbers.Real, 0, None, closed="left")],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "window": [Interval(numbers.Integral, 3, None, closed="left"), None],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "forecast_weight": [Real(0, None, closed="left")],
+        "reconstruction_weight": [Real(0, None, closed="left")],
+        "max_epochs": [Integer(1, None)],
+        "learning_rate": [Real(0, None, closed="neither")],
+        "batch_size": [Integer(1, None)],
+        "window": [Integer(3, None), None],
+        "tol": [Real(0, None, closed="left")],
+        "n_iter_no_change": [Integer(1, None)],
         "device": [str, torch.device],
-        "n_jobs": [numbers.Integral, None],
-        "random_state": ["random_state"],
+        "n_jobs": N_JOBS,
+        "random_state": RANDOM_STATE,
         "verbose": ["verbose"],
     }
 
@@ -239,6 +302,10 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Train the autoencoder and fit one sparse VAR per training run.
 
+        Everything (training, the per-run VAR fits, the contribution maps) is computed before
+        any fitted attribute is assigned: if anything fails or is interrupted, the estimator is
+        left exactly as it was (unfitted, or with its previous fit).
+
         Parameters
         ----------
         X : array-like of shape (n_runs, n_frames, height, width), list of runs, or paths
@@ -253,13 +320,13 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         """
         if self.window is not None and self.window < self.lags + 2:
             raise ValueError(f"window={self.window} must be at least lags + 2 = {self.lags + 2}.")
+        device = resolve_device(self.device)
         runs = check_runs(X, min_frames=self.lags + 2)
-        device = _resolve_device(self.device)
         rng = check_random_state(self.random_state)
         frame_shape = runs[0].shape[1:]
 
         mean_frame, scale = self._frame_statistics(runs)
-        offset = mean_frame if self.skip_connection else np.full_like(mean_frame, mean_frame.mean())
+        offset = _offset(mean_frame, self.skip_connection)
         sequences = Windows(runs, self.window, offset, scale)
 
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -272,13 +339,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             encoder,
             decoder,
             sequences,
-            loss_params=dict(
-                alpha=self.alpha,
-                lags=self.lags,
-                training=self.training,
-                forecast_weight=self.forecast_weight,
-                reconstruction_weight=self.reconstruction_weight,
-            ),
+            loss=self._loss(),
             max_epochs=self.max_epochs,
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
@@ -288,25 +349,53 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             device=device,
             verbose=self.verbose,
         )
-
-        # Everything above succeeded: only now does the estimator change state.
-        self.encoder_, self.decoder_ = encoder, decoder
-        self.device_ = str(device)
-        self.frame_shape_ = tuple(int(s) for s in frame_shape)
-        self.n_features_in_ = int(np.prod(frame_shape))
-        self.mean_frame_ = mean_frame
-        self.scale_ = scale
-        self.latent_shape_ = tuple(encoder.latent_shape)
-        self.history_ = history
-        self.n_iter_ = len(history)
-        self.best_epoch_ = best_epoch
-        coefs, intercepts = zip(*self._per_run(self._fit_run_var, runs))
-        self.coef_ = np.stack(coefs)
-        self.intercept_ = np.stack(intercepts)
-        self.contribution_maps_ = contribution_maps(
-            encoder, runs, self.coef_, offset=offset, scale=scale, baseline=mean_frame
+        state = {
+            "encoder_": encoder,
+            "decoder_": decoder,
+            "device_": str(device),
+            "frame_shape_": tuple(int(s) for s in frame_shape),
+            "n_features_in_": int(np.prod(frame_shape)),
+            "mean_frame_": mean_frame,
+            "offset_": offset,
+            "scale_": scale,
+            "latent_shape_": tuple(int(s) for s in encoder.latent_shape),
+            "history_": history,
+            "n_iter_": len(history),
+            "best_epoch_": best_epoch,
+        }
+        # The per-run work runs on a candidate holding the new state, never on self.
+        candidate = type(self)(**self.get_params(deep=False))
+        candidate.__dict__.update(state)
+        coefs, intercepts = zip(*candidate._per_run(candidate._fit_run_var, runs))
+        state["coef_"] = np.stack(coefs)
+        state["intercept_"] = np.stack(intercepts)
+        state["contribution_maps_"] = contribution.contribution_maps(
+            encoder, runs, state["coef_"], offset=offset, scale=scale, baseline=mean_frame
         )
+        self._set_fitted_state(state)
         return self
+
+    def _set_fitted_state(self, state):
+        """Assign every fitted attribute at once (``state`` must hold each one)."""
+        if set(state) != set(FITTED_ATTRIBUTES):
+            mismatch = sorted(set(state) ^ set(FITTED_ATTRIBUTES))
+            raise RuntimeError(f"fitted state mismatch: {mismatch}")
+        self.__dict__.update(state)  # one step: an interruption cannot leave half of it
+
+    def __sklearn_is_fitted__(self):
+        return all(name in self.__dict__ for name in FITTED_ATTRIBUTES)
+
+    def _loss(self):
+        """The training loss of :func:`skvarae.training.train` for these parameters."""
+        if self.training == "two_stage":
+            return two_stage_loss
+        return functools.partial(
+            end_to_end_loss,
+            alpha=self.alpha,
+            lags=int(self.lags),
+            forecast_weight=self.forecast_weight,
+            reconstruction_weight=self.reconstruction_weight,
+        )
 
     def _frame_statistics(self, runs):
         """Mean frame over all frames of all runs, and the scale of what the network models."""
@@ -323,6 +412,11 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             for batch in iter_frame_batches(run, chunk):
                 squares += float(np.sum((batch - offset) ** 2, dtype=np.float64))
         scale = float(np.sqrt(squares / (n_frames * mean_frame.size)))
+        if not np.isfinite(scale):
+            raise ValueError(
+                "The training movie is too large in magnitude for float32 computations "
+                f"(the standard deviation of its dynamic part is {scale}); rescale it."
+            )
         if not scale > 0:
             warnings.warn(
                 "The training movie does not change over time (its dynamic part is zero); "
@@ -341,34 +435,19 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         )
         return ConvEncoder(frame_shape, **kwargs), ConvDecoder(frame_shape, **kwargs)
 
-    def _offset(self):
-        if self.skip_connection:
-            return self.mean_frame_
-        return np.full_like(self.mean_frame_, self.mean_frame_.mean())
-
     # --------------------------------------------------------------- inference
-    def _validated_runs(self, X):
-        check_is_fitted(self)
-        runs = check_runs(X, min_frames=self.lags + 2)
-        if runs[0].shape[1:] != self.frame_shape_:
-            raise ValueError(
-                f"X has frames of shape {runs[0].shape[1:]}, but the model was fitted on frames "
-                f"of shape {self.frame_shape_}."
-            )
-        return runs
-
     def _per_run(self, function, runs):
         """``[function(run) for run in runs]``, in ``n_jobs`` joblib threads when set."""
         if self.n_jobs is None or len(runs) < 2:
             return [function(run) for run in runs]
-        return Parallel(n_jobs=self.n_jobs, prefer="threads")(
+        return Parallel(n_jobs=int(self.n_jobs), prefer="threads")(
             delayed(function)(run) for run in runs
         )
 
     @torch.no_grad()
     def _encode_run(self, run):
         """Latents of one run as a float64 CPU tensor of shape (n_frames, d)."""
-        offset, device = self._offset(), torch.device(self.device_)
+        offset, device = self.offset_, torch.device(self.device_)
         latents = [
             self.encoder_(torch.from_numpy((batch - offset) / self.scale_).float().to(device))
             for batch in iter_frame_batches(run, _frames_per_chunk(self.frame_shape_))
@@ -376,14 +455,71 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         return torch.cat(latents).double().cpu()
 
     @torch.no_grad()
-    def _decode(self, latents):
-        """Frames in pixel units, (n, H, W) numpy float32, from latents (n, d)."""
+    def _decode_tensor(self, latents):
+        """Frames in pixel units, (n, H, W) numpy float32, from a latents tensor (n, d)."""
         device = torch.device(self.device_)
         frames = [
             self.decoder_(chunk.float().to(device)).cpu().numpy()
             for chunk in torch.split(latents, _frames_per_chunk(self.frame_shape_))
         ]
-        return np.concatenate(frames) * self.scale_ + self._offset()
+        return np.concatenate(frames) * self.scale_ + self.offset_
+
+    def decode(self, latents):
+        """Frames from latents: the inverse of :meth:`encode` (up to the autoencoder's error).
+
+        Parameters
+        ----------
+        latents : array-like of shape (n_frames, d) or (n_runs, n_frames, d), or list
+            Latents of one run, of several runs of equal length, or a list of
+            ``(n_frames_r, d)`` arrays (as :meth:`encode` returns them); ``d`` is
+            ``prod(latent_shape_)``. Numpy arrays or torch tensors.
+
+        Returns
+        -------
+        frames : ndarray of shape (n_frames, height, width) or (n_runs, n_frames, height, width)
+            Float32 frames in pixel units, ``offset_ + scale_ * f_dec(z)``: one run for 2-D
+            ``latents``, several for 3-D; a list of runs for a list (stacked when the lengths
+            are equal, as :meth:`encode` does).
+
+        Raises
+        ------
+        ValueError
+            If the latents do not have ``d`` columns, are empty, or are not finite.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvarae import SparseVARAutoencoder
+        >>> movies = np.random.default_rng(0).random((2, 20, 8, 8), dtype=np.float32)
+        >>> model = SparseVARAutoencoder(max_epochs=2, random_state=0).fit(movies)
+        >>> model.decode(model.encode(movies)).shape
+        (2, 20, 8, 8)
+        """
+        check_is_fitted(self)
+        if isinstance(latents, (list, tuple)):
+            runs = [self._check_latents(z, f"latents[{r}]", (2,)) for r, z in enumerate(latents)]
+            if not runs:
+                raise ValueError("latents is an empty list: at least one run is needed.")
+            return _same_shape_or_list([self._decode_tensor(z) for z in runs])
+        z = self._check_latents(latents, "latents", (2, 3))
+        if z.ndim == 2:
+            return self._decode_tensor(z)
+        return np.stack([self._decode_tensor(run) for run in z])
+
+    def _check_latents(self, latents, name, ndims):
+        """``latents`` as a float64 CPU tensor with ``d`` columns and one of ``ndims`` dims."""
+        if isinstance(latents, torch.Tensor):
+            latents = latents.detach().cpu().numpy()
+        latents = np.asarray(latents, dtype=np.float64)
+        d = int(np.prod(self.latent_shape_))
+        if latents.ndim not in ndims or latents.shape[-1] != d or latents.size == 0:
+            shapes = " or ".join({2: "(n_frames, d)", 3: "(n_runs, n_frames, d)"}[n] for n in ndims)
+            raise ValueError(
+                f"{name} must have shape {shapes} with d={d} latents, got shape {latents.shape}."
+            )
+        if not np.all(np.isfinite(latents)):
+            raise ValueError(f"{name} contains NaN or infinity.")
+        return torch.from_numpy(latents)
 
     def _fit_run_var(self, run):
         """Sparse VAR of one run's latents: coef (lags, d, d) and intercept (d,), numpy."""
@@ -403,7 +539,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         latents : ndarray of shape (n_runs, n_frames, d), or list of (n_frames_r, d) arrays
             A list when run lengths differ.
         """
-        runs = self._validated_runs(X)
+        runs = check_model_runs(self, X)
         latents = self._per_run(self._encode_run, runs)
         return _same_shape_or_list([z.float().numpy() for z in latents])
 
@@ -421,7 +557,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             Each run's VAR matrices flattened in ``coef_`` order: sparse, interpretable features
             for a downstream estimator.
         """
-        runs = self._validated_runs(X)
+        runs = check_model_runs(self, X)
         return np.stack([coef.ravel() for coef, _ in self._per_run(self._fit_run_var, runs)])
 
     def predict(self, X):
@@ -438,13 +574,13 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             ``frames[r, t]`` forecasts frame ``t + lags`` of run ``r`` from the frames before it.
             A list when run lengths differ.
         """
-        runs = self._validated_runs(X)
+        runs = check_model_runs(self, X)
         return _same_shape_or_list(self._per_run(self._forecast_run, runs))
 
     def _forecast_run(self, run):
         latents = self._encode_run(run)
         coef, intercept = fit_var(latents, self.alpha, self.lags)
-        return self._decode(forecast_var(latents, coef, intercept))
+        return self._decode_tensor(forecast_var(latents, coef, intercept))
 
     def score(self, X, y=None):
         """Held-out one-step forecast R² of the dynamic part, averaged over runs.
@@ -466,9 +602,9 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         score : float
             Mean R² over runs (1 is perfect; higher is better).
         """
-        runs = self._validated_runs(X)
+        runs = check_model_runs(self, X)
         for index, run in enumerate(runs):
-            if len(run) - max(2, len(run) // 4) < self.lags + 2:
+            if held_out_split(len(run))[0] < self.lags + 2:
                 raise ValueError(
                     f"Run {index} has {len(run)} frames: too few to hold out its last quarter "
                     f"(at least 2 frames) and fit a VAR({self.lags}) on the rest "
@@ -478,12 +614,11 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
 
     def _score_run(self, run):
         """Held-out R² of one run (see :meth:`score`)."""
-        n_test = max(2, len(run) // 4)
-        n_fit = len(run) - n_test
+        n_fit, n_test = held_out_split(len(run))
         latents = self._encode_run(run)
         coef, intercept = fit_var(latents[:n_fit], self.alpha, self.lags)
         forecast = forecast_var(latents[n_fit - self.lags :], coef, intercept)
-        predicted = (self._decode(forecast) - self.mean_frame_).reshape(n_test, -1)
+        predicted = (self._decode_tensor(forecast) - self.mean_frame_).reshape(n_test, -1)
         observed = np.asarray(run[n_fit:], dtype=np.float64) - self.mean_frame_
         observed = observed.reshape(n_test, -1)
         # Variance-weighted R² over pixels (as r2_score(..., "variance_weighted")).
@@ -527,7 +662,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             Non-negative float64 map(s), in the units of the latents; (n_runs, height, width)
             with ``per_run=True``.
         """
-        return _contribution_map(self, X, per_run=per_run, kind=kind)
+        return contribution.contribution_map(self, X, per_run=per_run, kind=kind)
 
     def compare_sequences(
         self, X_a, X_b, *, n_permutations=1000, random_state=None, n_jobs=None, **kwargs
@@ -556,7 +691,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         result : PermutationTestResult
             Statistic, p-value, null distribution and how the test was run.
         """
-        return _compare_sequences(
+        return stats.compare_sequences(
             self,
             X_a,
             X_b,
@@ -569,29 +704,34 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     # ---------------------------------------------------------- persistence
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("encoder_", "decoder_"):
+        for name in _MODULES:
             if name in state:
                 state[name] = copy.deepcopy(state[name]).cpu()
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if "mean_frame_" in state and "offset_" not in state:  # pickled before offset_ existed
+            self.offset_ = _offset(self.mean_frame_, self.skip_connection)
         if "device_" in state:
             self.device_ = self._loadable_device(state["device_"])
-            for name in ("encoder_", "decoder_"):
+            for name in _MODULES:
                 getattr(self, name).to(self.device_)
 
     @staticmethod
     def _loadable_device(device):
-        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        """``device`` if it is usable here, else ``"cpu"`` with a warning."""
+        try:
+            return str(resolve_device(device))
+        except ValueError as error:
             warnings.warn(
-                f"This model was fitted on {device!r}, but CUDA is not available here; "
+                f"This model was fitted on {device!r}, which cannot be used here "
+                f"({str(error).rstrip('.')}); "
                 "it is loaded on the CPU.",
                 UserWarning,
                 stacklevel=3,
             )
             return "cpu"
-        return device
 
     def save(self, path):
         """Save parameters, fitted state and library versions to ``path`` (a torch file).
@@ -599,21 +739,40 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path-like
-            Destination file, conventionally ``*.pt``.
+            Destination file, conventionally ``*.pt``. Its folder must exist.
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator is not fitted.
+        OSError
+            If the file cannot be written (e.g. ``FileNotFoundError`` when its folder does not
+            exist); the message names the path.
 
         See Also
         --------
         load : Read the file back (with ``torch.load(weights_only=True)``).
         """
+        path = os.fspath(path)
         check_is_fitted(self)
         params = self.get_params()
-        if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+        random_state = params["random_state"]
+        if isinstance(random_state, np.integer):
+            params["random_state"] = int(random_state)
+        elif random_state is not None and not isinstance(random_state, int):
             warnings.warn(
                 "random_state is not an int or None and is saved as None.",
                 UserWarning,
                 stacklevel=2,
             )
             params["random_state"] = None
+        for name in ("lags", "latent_channels", "max_latent_side", "base_channels", "max_epochs",
+                     "batch_size", "window", "n_iter_no_change", "n_jobs", "verbose"):
+            if isinstance(params[name], np.integer):
+                params[name] = int(params[name])
+        for name in ("alpha", "forecast_weight", "reconstruction_weight", "learning_rate", "tol"):
+            params[name] = float(params[name])
+        params["skip_connection"] = bool(params["skip_connection"])
         params["device"] = str(params["device"])
         payload = {
             "format": _SAVE_FORMAT,
@@ -626,26 +785,19 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
                 "python": platform.python_version(),
             },
             "fitted": {
-                "coef_": torch.from_numpy(self.coef_),
-                "intercept_": torch.from_numpy(self.intercept_),
-                "contribution_maps_": torch.from_numpy(self.contribution_maps_),
-                "mean_frame_": torch.from_numpy(self.mean_frame_),
-                "scale_": self.scale_,
-                "latent_shape_": list(self.latent_shape_),
-                "frame_shape_": list(self.frame_shape_),
-                "history_": self.history_,
-                "n_iter_": self.n_iter_,
-                "best_epoch_": self.best_epoch_,
-                "device_": self.device_,
+                name: _encode_fitted(kind, getattr(self, name))
+                for name, kind in FITTED_ATTRIBUTES.items()
             },
-            "encoder": {k: v.cpu() for k, v in self.encoder_.state_dict().items()},
-            "decoder": {k: v.cpu() for k, v in self.decoder_.state_dict().items()},
         }
-        torch.save(payload, path)
+        with open(path, "wb") as file:
+            torch.save(payload, file)
 
     @classmethod
     def load(cls, path):
         """Load a model written by :meth:`save`.
+
+        The file is read with ``torch.load(weights_only=True)``: it can hold tensors and plain
+        Python data only, so a malicious file cannot run code; it is refused instead.
 
         Parameters
         ----------
@@ -656,29 +808,64 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         -------
         model : SparseVARAutoencoder
             The fitted estimator, on its original device when available, else on the CPU.
+
+        Raises
+        ------
+        OSError
+            If the file cannot be opened (``FileNotFoundError``, ``IsADirectoryError``, ...).
+        ValueError
+            If the file is not a complete model file written by :meth:`save` (empty, truncated,
+            text, another kind of torch or pickle file, or missing entries); the message names
+            the file.
         """
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or payload.get("format") != _SAVE_FORMAT:
-            raise ValueError(f"{path!s} is not a model file written by SparseVARAutoencoder.save.")
-        model = cls(**payload["params"])
-        fitted = payload["fitted"]
-        model.coef_ = fitted["coef_"].numpy()
-        model.intercept_ = fitted["intercept_"].numpy()
-        model.contribution_maps_ = fitted["contribution_maps_"].numpy()
-        model.mean_frame_ = fitted["mean_frame_"].numpy()
-        model.scale_ = fitted["scale_"]
-        model.latent_shape_ = tuple(fitted["latent_shape_"])
-        model.frame_shape_ = tuple(fitted["frame_shape_"])
-        model.n_features_in_ = int(np.prod(model.frame_shape_))
-        model.history_ = fitted["history_"]
-        model.n_iter_ = fitted["n_iter_"]
-        model.best_epoch_ = fitted["best_epoch_"]
-        model.device_ = cls._loadable_device(fitted["device_"])
-        model.encoder_, model.decoder_ = model._build_network(model.frame_shape_)
-        model.encoder_.load_state_dict(payload["encoder"])
-        model.decoder_.load_state_dict(payload["decoder"])
-        for module in (model.encoder_, model.decoder_):
-            module.to(model.device_).eval()
+        path = os.fspath(path)
+        with open(path, "rb") as file:
+            try:
+                payload = torch.load(file, map_location="cpu", weights_only=True)
+            except Exception as exc:  # any parse failure: not a model file (no code was run)
+                raise ValueError(
+                    f"{os.fspath(path)} is not a model file written by "
+                    f"SparseVARAutoencoder.save: it could not be read ({_one_line(exc)})."
+                ) from None
+        try:
+            return cls._from_payload(payload)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            reason = f"missing entry {exc}" if isinstance(exc, KeyError) else _one_line(exc)
+            raise ValueError(
+                f"{os.fspath(path)} is not a valid model file written by "
+                f"SparseVARAutoencoder.save: {reason}."
+            ) from None
+
+    @classmethod
+    def _from_payload(cls, payload):
+        """The fitted model held by a loaded payload; KeyError/TypeError/ValueError if broken."""
+        if not isinstance(payload, dict) or payload.get("format") not in _READABLE_FORMATS:
+            raise ValueError("it is not a model file (no known save format)")
+        params = payload["params"]
+        if not isinstance(params, dict):
+            raise TypeError("its parameters are not a dict")
+        model = cls(**params)
+        model._validate_params()
+        fitted = dict(payload["fitted"])
+        if payload["format"] == 1:  # before offset_ was saved; networks outside "fitted"
+            fitted["encoder_"], fitted["decoder_"] = payload["encoder"], payload["decoder"]
+        state = {}
+        for name, kind in FITTED_ATTRIBUTES.items():
+            if payload["format"] == 1 and name in ("offset_", "n_features_in_"):
+                continue
+            state[name] = _decode_fitted(kind, fitted[name], name)
+        if payload["format"] == 1:
+            state["offset_"] = _offset(state["mean_frame_"], model.skip_connection)
+            state["n_features_in_"] = int(np.prod(state["frame_shape_"]))
+        encoder, decoder = model._build_network(state["frame_shape_"])
+        encoder.load_state_dict(state["encoder_"])
+        decoder.load_state_dict(state["decoder_"])
+        state["encoder_"], state["decoder_"] = encoder, decoder
+        _check_fitted_state(state, model.lags)
+        state["device_"] = cls._loadable_device(state["device_"])
+        for module in (encoder, decoder):
+            module.to(state["device_"]).eval()
+        model._set_fitted_state(state)
         return model
 
     def __sklearn_tags__(self):
@@ -692,3 +879,77 @@ def _version():
     from . import __version__
 
     return __version__
+
+
+def _one_line(error):
+    """``error`` as ``Type: first line of its message`` (at most 200 characters)."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _encode_fitted(kind, value):
+    """A fitted attribute as ``torch.save(weights_only=True)``-loadable data."""
+    if kind == "module":
+        return {key: tensor.cpu() for key, tensor in value.state_dict().items()}
+    if kind == "array":
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if kind == "shape":
+        return [int(s) for s in value]
+    if kind == "history":
+        return [dict(record) for record in value]
+    return {"int": int, "float": float, "str": str}[kind](value)
+
+
+def _decode_fitted(kind, value, name):
+    """Inverse of :func:`_encode_fitted`; TypeError naming the attribute if ``value`` is wrong."""
+    expected = {
+        "module": "a dict of tensors",
+        "array": "a tensor",
+        "shape": "a list of integers",
+        "history": "a list of dicts",
+        "int": "an integer",
+        "float": "a number",
+        "str": "a string",
+    }[kind]
+    ok = {
+        "module": lambda v: isinstance(v, dict)
+        and all(isinstance(t, torch.Tensor) for t in v.values()),
+        "array": lambda v: isinstance(v, torch.Tensor),
+        "shape": lambda v: isinstance(v, (list, tuple))
+        and all(Integer(1, None).is_satisfied_by(s) for s in v),
+        "history": lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v),
+        "int": lambda v: Integer().is_satisfied_by(v),
+        "float": lambda v: Real().is_satisfied_by(v),
+        "str": lambda v: isinstance(v, str),
+    }[kind](value)
+    if not ok:
+        raise TypeError(f"{name} is not {expected} (got {type(value).__name__})")
+    if kind == "array":
+        return value.numpy()
+    if kind == "shape":
+        return tuple(value)
+    if kind == "float":
+        return float(value)
+    return value
+
+
+def _check_fitted_state(state, lags):
+    """ValueError unless the loaded fitted attributes have consistent shapes."""
+    frame_shape = state["frame_shape_"]
+    d = int(np.prod(state["latent_shape_"]))
+    n_runs = len(state["coef_"])
+    expected = {
+        "mean_frame_": frame_shape,
+        "offset_": frame_shape,
+        "coef_": (n_runs, lags, d, d),
+        "intercept_": (n_runs, d),
+        "contribution_maps_": (n_runs,) + tuple(frame_shape),
+    }
+    for name, shape in expected.items():
+        if state[name].shape != tuple(shape):
+            raise ValueError(f"{name} has shape {state[name].shape}, expected {tuple(shape)}")
+    if len(frame_shape) != 2 or state["n_features_in_"] != int(np.prod(frame_shape)):
+        raise ValueError("frame_shape_ and n_features_in_ disagree")
+    if not (np.isfinite(state["scale_"]) and state["scale_"] > 0):
+        raise ValueError(f"scale_ is {state['scale_']}, expected a positive number")

@@ -2,25 +2,47 @@
 
 A *run* is one movie, an array of shape (n_frames, height, width). This module reads
 runs from disk (multi-page TIFF, ImageJ hyperstack, OME-TIFF, folders of single-frame
-TIFFs, ``.npy`` files) and implements the data contract of the estimator
-(:func:`check_runs`).
+TIFFs, ``.npy`` files, HDF5 and NWB files, suite2p's registered binary) and implements the
+data contract of the estimator (:func:`check_runs`).
 
 Memory is the main concern: two-photon movies are often larger than RAM. Files are
-memory-mapped whenever their layout allows it, :func:`check_runs` never copies or
-converts a run (integer movies stay integer, memory maps stay memory maps) and checks
-finiteness in chunks of frames, and :func:`iter_frame_batches` streams float32 batches.
+memory-mapped whenever their layout allows it, other HDF5 / NWB datasets are read lazily
+(:class:`LazyMovie`), :func:`check_runs` never copies or converts a run (integer movies
+stay integer, memory maps stay memory maps) and checks finiteness in chunks of frames, and
+:func:`iter_frame_batches` streams float32 batches.
 """
 
+import contextlib
 import glob
-import numbers
+import logging
 import os
 import re
+import threading
 
 import numpy as np
 import scipy.sparse
 import tifffile
 
-__all__ = ["read_movie", "read_runs", "check_runs", "iter_frame_batches"]
+from ._readers import (
+    HDF5_SIGNATURE,
+    LazyMovie,
+    read_hdf5,
+    read_nwb,
+    read_suite2p,
+    suite2p_folder,
+)
+from ._validation import check_integer
+
+__all__ = ["read_movie", "read_runs", "check_runs", "iter_frame_batches", "LazyMovie"]
+
+#: Suffixes (lower case) of HDF5 files; NWB files (``.nwb``) are HDF5 files read with pynwb.
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+
+#: What tifffile logs (it does not raise) when a file ends before its pages or image data.
+_TIFF_DAMAGE = re.compile(
+    r"invalid page offset|corrupted tag list|invalid offset to page|failed to reshape|"
+    r"invalid value offset|circular reference|truncated|failed to read"
+)
 
 #: Suffixes (lower case) of the files taken from a folder of single-frame TIFFs.
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -136,6 +158,89 @@ def _arrange(data, squeezed, order):
     return data
 
 
+class _TiffDamage(logging.Handler):
+    """Collects what tifffile logs, in this thread, about a damaged file."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.thread = threading.get_ident()
+        self.messages = []
+
+    def emit(self, record):
+        if record.thread == self.thread:
+            message = record.getMessage()
+            if _TIFF_DAMAGE.search(message):
+                self.messages.append(message)
+
+
+@contextlib.contextmanager
+def _intact_tiff(path):
+    """Raise ValueError if tifffile reports, while reading ``path``, a truncated file.
+
+    tifffile reads what it can of a damaged file and only logs the damage (e.g. a
+    compressed 20-frame movie cut short reads as 1 frame); here that is an error.
+    """
+    handler = _TiffDamage()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages:
+        raise ValueError(
+            f"{path!r} is truncated or corrupt: tifffile could not read all of it "
+            f"({handler.messages[0]}). Nothing was read; copy or export the file again."
+        )
+
+
+def _check_tiff_pages(tif, series, path):
+    """Raise ValueError if the image data of ``series`` are damaged or cut short.
+
+    Contiguous image data (memory-mappable) are checked against the file size alone;
+    otherwise every page is visited, which follows the chain of pages to its end (tifffile
+    logs a broken chain, see :func:`_intact_tiff`), as decoding the pages will anyway.
+    """
+    try:
+        if getattr(series, "dataoffset", None) is None:
+            len(tif.pages)
+        _check_tiff_extent(series, path)
+    except (OSError, MemoryError):
+        raise
+    except Exception as exc:  # tifffile raises several types for malformed pages
+        if str(exc).startswith(repr(path)):
+            raise  # ours, naming the file
+        raise ValueError(
+            f"{path!r} is truncated or corrupt: {exc}. Nothing was read; copy or export "
+            "the file again."
+        ) from exc
+
+
+def _check_tiff_extent(series, path):
+    """Raise ValueError if image data of ``series`` lie beyond the end of the file."""
+    size = os.path.getsize(path)
+    offset = getattr(series, "dataoffset", None)
+    if offset is not None:  # contiguous image data
+        if offset + series.nbytes > size:
+            raise ValueError(
+                f"{path!r} is truncated: its image data end at byte {offset + series.nbytes} "
+                f"but the file has {size} bytes. Nothing was read; copy or export the file "
+                "again."
+            )
+        return
+    for page in series.pages:
+        if page is None:
+            continue
+        offsets = getattr(page, "dataoffsets", ()) or ()
+        counts = getattr(page, "databytecounts", ()) or ()
+        end = max((o + c for o, c in zip(offsets, counts)), default=0)
+        if end > size:
+            raise ValueError(
+                f"{path!r} is truncated: its image data end at byte {end} but the file has "
+                f"{size} bytes. Nothing was read; copy or export the file again."
+            )
+
+
 def _open_tiff(path):
     try:
         return tifffile.TiffFile(path)
@@ -150,7 +255,9 @@ def _tiff_series(tif, path):
     try:
         series = tif.series
     except Exception as exc:
-        raise ValueError(f"Could not read the image series of {path!r}: {exc}") from exc
+        raise ValueError(
+            f"Could not read the image series of {path!r} (truncated or corrupt?): {exc}"
+        ) from exc
     if not series:
         raise ValueError(f"{path!r} holds no image data.")
     if len(series) > 1:
@@ -164,18 +271,20 @@ def _tiff_series(tif, path):
 
 def _probe_tiff(path):
     """Shape (n_frames, H, W) and dtype of a TIFF movie, without reading pixels."""
-    with _open_tiff(path) as tif:
+    with _intact_tiff(path), _open_tiff(path) as tif:
         series = _tiff_series(tif, path)
         squeezed, order = _movie_axes(path, series.shape, series.axes)
         dtype = np.dtype(series.dtype)
+        _check_tiff_pages(tif, series, path)
     shape = squeezed if order is None else tuple(squeezed[i] for i in order)
     return (1, *shape) if len(shape) == 2 else shape, dtype
 
 
 def _read_tiff(path, mmap):
-    with _open_tiff(path) as tif:
+    with _intact_tiff(path), _open_tiff(path) as tif:
         series = _tiff_series(tif, path)
         squeezed, order = _movie_axes(path, series.shape, series.axes)
+        _check_tiff_pages(tif, series, path)
         data = None
         if mmap and getattr(series, "dataoffset", None) is not None:
             try:
@@ -215,25 +324,79 @@ def _read_npy(path, mmap):
     return data
 
 
-def _read_file(path, mmap):
+def _is_hdf5(path):
+    if path.lower().endswith(_HDF5_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
+def _kind(path):
+    """The format of ``path``: 'frames', 'suite2p', 'npy', 'nwb', 'hdf5' or 'tiff'."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such file or folder: {path!r}.")
+    lower = path.lower()
     if os.path.isdir(path):
+        return "suite2p" if suite2p_folder(path) is not None else "frames"
+    if lower.endswith((".npy", ".npz")):
+        return "npy"
+    if lower.endswith(".nwb"):
+        return "nwb"
+    if lower.endswith(".bin"):
+        return "suite2p"
+    if _is_hdf5(path):
+        return "hdf5"
+    return "tiff"
+
+
+#: The options of read_movie that select data inside a file, and the formats taking them.
+_OPTIONS = {"dataset": ("hdf5",), "axes": ("hdf5",), "series": ("nwb",)}
+_KIND_NAMES = {
+    "hdf5": "HDF5 files", "nwb": "NWB files", "tiff": "TIFF files", "npy": ".npy files",
+    "frames": "folders of TIFF frames", "suite2p": "suite2p output",
+}
+
+
+def _check_options(path, kind, options):
+    for option, value in options.items():
+        if value is not None and kind not in _OPTIONS[option]:
+            takes = " and ".join(_KIND_NAMES[k] for k in _OPTIONS[option])
+            raise ValueError(
+                f"{option}={value!r} applies to {takes} only, but {path!r} is read as one of "
+                f"the {_KIND_NAMES[kind]}."
+            )
+
+
+def _read_file(path, mmap, dataset=None, axes=None, series=None):
+    kind = _kind(path)
+    _check_options(path, kind, {"dataset": dataset, "axes": axes, "series": series})
+    if kind == "frames":
         return _read_frames(_tiffs_in_folder(path), folder=path)
-    if path.lower().endswith((".npy", ".npz")):
+    if kind == "suite2p":
+        return read_suite2p(path, mmap=mmap)
+    if kind == "npy":
         return _read_npy(path, mmap)
+    if kind == "nwb":
+        return read_nwb(path, mmap=mmap, series=series)
+    if kind == "hdf5":
+        return read_hdf5(path, mmap=mmap, dataset=dataset, axes=axes)
     return _read_tiff(path, mmap)
 
 
 def _probe_file(path):
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such file or folder: {path!r}.")
+    kind = _kind(path)
     if os.path.isdir(path):
         raise ValueError(f"{path!r} is a folder; a run given as a list of files lists files.")
-    if path.lower().endswith((".npy", ".npz")):
-        data = _read_npy(path, mmap=True)
-        return data.shape, data.dtype
-    return _probe_tiff(path)
+    if kind == "tiff":
+        return _probe_tiff(path)
+    data = _read_file(path, mmap=True)  # lazy: the header only
+    shape, dtype = tuple(data.shape), np.dtype(data.dtype)
+    if isinstance(data, LazyMovie):
+        data.close()
+    return shape, dtype
 
 
 def _read_frames(paths, folder=None):
@@ -275,10 +438,12 @@ def _read_frames(paths, folder=None):
             raise ValueError(f"{path!r} changed while it was being read.")
         out[start : start + shape[0]] = frames
         start += shape[0]
+        if isinstance(frames, LazyMovie):
+            frames.close()
     return out
 
 
-def read_movie(path, *, mmap=True):
+def read_movie(path, *, mmap=True, dataset=None, axes=None, series=None):
     """Read one movie (one run) from disk.
 
     Parameters
@@ -286,49 +451,93 @@ def read_movie(path, *, mmap=True):
     path : str, os.PathLike, or list of str or os.PathLike
         One of:
 
-        - a TIFF file: multi-page TIFF, ImageJ hyperstack or OME-TIFF (any suffix that
-          is not ``.npy``). Singleton axes (channel, z, ...) are squeezed; the one axis
+        - a TIFF file: multi-page TIFF, ImageJ hyperstack or OME-TIFF (any suffix not
+          listed below). Singleton axes (channel, z, ...) are squeezed; the one axis
           left beside height and width is the frame axis. A file with more than one
           non-singleton non-spatial axis (e.g. two channels and time), a colour
           (RGB samples) axis, or several image series is refused;
         - a ``.npy`` file holding a 3-D array (n_frames, height, width);
-        - a folder: its ``*.tif`` / ``*.tiff`` files (hidden files ignored), sorted
-          naturally (``frame2`` before ``frame10``), are the frames of one run; each
-          must hold a single frame (a folder of multi-frame files is refused, so that
-          separate runs are never joined silently);
+        - an **HDF5** file (``.h5``, ``.hdf5``, ``.hdf``, ``.he5``, or any file starting
+          with the HDF5 signature): its one dataset of 3 or more dimensions, or the one
+          named by ``dataset``. The axis order comes from ``axes``, else from the
+          dataset's ``DIMENSION_LABELS`` (h5py's ``dataset.dims[i].label``, as SIMA
+          writes them, e.g. ``t, y, x`` or ``t, z, y, x, c``), else frames first;
+        - an **NWB** file (``.nwb``, read with pynwb: ``pip install 'skvarae[nwb]'``):
+          the ``TwoPhotonSeries``, ``OnePhotonSeries`` or other ``ImageSeries`` in its
+          acquisition (the one named by ``series`` if there are several). NWB stores
+          frames as (x, y), i.e. (width, height); they are returned as (height, width),
+          the mapping of roiextractors' ``NwbImagingExtractor``;
+        - **suite2p output**: a plane folder (``.../suite2p/plane0``) or its ``data.bin``
+          (or ``data_raw.bin``), with ``ops.npy`` beside it giving ``Ly``, ``Lx`` and
+          ``nframes``: the int16 frames (nframes, Ly, Lx). A ``suite2p`` folder holding
+          a single plane folder is read as that plane. ``ops.npy`` is read without
+          executing code (only containers, numbers, strings and arrays are unpickled);
+        - a folder of TIFFs: its ``*.tif`` / ``*.tiff`` files (hidden files ignored),
+          sorted naturally (``frame2`` before ``frame10``), are the frames of one run;
+          each must hold a single frame (a folder of multi-frame files is refused, so
+          that separate runs are never joined silently);
         - a list of files: their frames, concatenated in the order given, form one run
           (typically single-frame TIFFs; multi-frame chunks of one acquisition, as
           ScanImage writes them, work too).
 
-        A single 2-D image is a run of one frame, shape (1, height, width).
+        A single 2-D TIFF image or ``.npy`` array is a run of one frame, shape
+        (1, height, width).
     mmap : bool, default=True
-        Memory-map the file when its layout allows it: uncompressed TIFFs whose image
-        data are contiguous (via :func:`tifffile.memmap`) and ``.npy`` files (via
-        ``np.load(mmap_mode="r")``). Other TIFFs (compressed, tiled, pages scattered in
-        the file) are read into memory. Folders and lists of files are always read into
+        Read lazily: memory-map the file where its layout allows it (uncompressed TIFFs
+        whose image data are contiguous, ``.npy`` files, HDF5 / NWB datasets stored
+        contiguously without compression, suite2p's ``data.bin``), and return other HDF5
+        / NWB datasets (chunked, compressed) as a :class:`LazyMovie` that reads frames
+        when sliced. Other TIFFs (compressed, tiled, pages scattered in the file) are
+        read into memory. Folders of TIFFs and lists of files are always read into
         memory. With ``mmap=False`` everything is read into memory.
+    dataset : str, optional
+        HDF5 only: the name (path) of the dataset holding the movie, e.g. ``"mov"`` or
+        ``"/imaging"``. Needed when the file holds several datasets of 3 or more
+        dimensions.
+    axes : str, optional
+        HDF5 only: the meaning of the dataset's axes, one letter each, ``t`` (frames),
+        ``y`` (height), ``x`` (width), and ``z`` / ``c`` for singleton plane or channel
+        axes, e.g. ``"tyx"`` (the default without ``DIMENSION_LABELS``), ``"yxt"`` or
+        ``"tzyxc"``. Overrides ``DIMENSION_LABELS``.
+    series : str, optional
+        NWB only: the name of the image series in the file's acquisition. Needed when it
+        holds several.
 
     Returns
     -------
-    movie : ndarray of shape (n_frames, height, width)
+    movie : ndarray or LazyMovie of shape (n_frames, height, width)
         In the file's dtype (uint8, uint16, int16, float32, ...). A memory-mapped
         result is a read-only :class:`numpy.memmap` (or a view of one) and keeps the
         file's byte order (big-endian files give e.g. ``>u2``); arrays read into memory
-        are in native byte order.
+        are in native byte order. A :class:`LazyMovie` keeps its file open until it is
+        closed or garbage-collected.
 
     Raises
     ------
     FileNotFoundError
-        If a file or folder does not exist.
+        If a file or folder does not exist, or a suite2p folder lacks ``ops.npy`` or
+        ``data.bin``.
     ValueError
-        If a file cannot be read, does not hold a movie (wrong number of axes), or if
-        the files of a list / folder differ in frame shape or dtype. The message names
-        the file.
+        If a file cannot be read (truncated or corrupt: nothing is returned half-read),
+        does not hold a movie (wrong number of axes, no or several candidate datasets or
+        series, a missing ``dataset`` / ``series`` name), if suite2p's ``data.bin`` does
+        not hold ``Ly * Lx * nframes`` int16 values, if an option does not apply to the
+        file's format, or if the files of a list / folder differ in frame shape or
+        dtype. The message names the file and what was expected.
+    ImportError
+        If an NWB file is read without pynwb installed (the message names the extra).
 
     See Also
     --------
     read_runs : Read several runs (files, folders, glob patterns).
     check_runs : Validate a sequence of runs.
+
+    Notes
+    -----
+    HDF5 files written by h5py, CaImAn (dataset ``mov``) or SIMA (``DIMENSION_LABELS``)
+    and NWB files written by pynwb or neuroconv are read; NWB image series stored in
+    external files (``external_file``) are refused with the names of those files, which
+    can be read directly.
 
     Examples
     --------
@@ -339,14 +548,32 @@ def read_movie(path, *, mmap=True):
     >>> movie = read_movie(path)
     >>> movie.shape, movie.dtype, isinstance(movie, np.memmap)
     ((20, 32, 48), dtype('uint16'), True)
+
+    An HDF5 file whose movie is stored (height, width, frames):
+
+    >>> import h5py
+    >>> path = os.path.join(tempfile.mkdtemp(), "movie.h5")
+    >>> with h5py.File(path, "w") as f:
+    ...     _ = f.create_dataset("mov", data=np.zeros((32, 48, 20), np.uint16), chunks=True)
+    >>> movie = read_movie(path, axes="yxt")
+    >>> movie.shape, type(movie).__name__, movie[:5].shape
+    ((20, 32, 48), 'LazyMovie', (5, 32, 48))
+    >>> movie.close()
     """
     if isinstance(path, (list, tuple)):
+        if any(option is not None for option in (dataset, axes, series)):
+            raise ValueError(
+                "dataset, axes and series select data in one file; a run given as a list "
+                "of files takes none of them."
+            )
         return _read_frames(path)
     if not _is_pathlike(path):
         raise TypeError(
             f"path must be a str, os.PathLike or a list of them, got {type(path).__name__}."
         )
-    return _read_file(os.path.expanduser(os.fspath(path)), mmap)
+    return _read_file(
+        os.path.expanduser(os.fspath(path)), mmap, dataset=dataset, axes=axes, series=series
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -354,7 +581,7 @@ def read_movie(path, *, mmap=True):
 # --------------------------------------------------------------------------------------
 
 
-def _read_runs_with_sources(paths, mmap):
+def _read_runs_with_sources(paths, mmap, **options):
     if _is_pathlike(paths):
         paths = [paths]
     elif not isinstance(paths, (list, tuple)):
@@ -371,7 +598,7 @@ def _read_runs_with_sources(paths, mmap):
         sources.extend(_expand(item))
     if not sources:
         raise ValueError("No runs: the list of paths is empty.")
-    runs = [_read_file(source, mmap) for source in sources]
+    runs = [_read_file(source, mmap, **options) for source in sources]
     for source, run in zip(sources[1:], runs[1:]):
         if run.shape[1:] != runs[0].shape[1:]:
             raise ValueError(
@@ -382,23 +609,26 @@ def _read_runs_with_sources(paths, mmap):
     return runs, sources
 
 
-def read_runs(paths, *, mmap=True):
+def read_runs(paths, *, mmap=True, dataset=None, axes=None, series=None):
     """Read a sequence of runs from files, folders or glob patterns.
 
     Parameters
     ----------
     paths : str, os.PathLike, or list of str or os.PathLike
         A path, a glob pattern (``"session1/run_*.tif"``, expanded and sorted
-        naturally), or a list of paths and patterns. Each TIFF or ``.npy`` file is one
-        run; each folder is one run made of its single-frame TIFF files (see
-        :func:`read_movie`). ``~`` is expanded. A path that exists is never treated as
-        a pattern.
+        naturally), or a list of paths and patterns. Each TIFF, ``.npy``, HDF5 or NWB
+        file is one run; each suite2p plane folder is one run, and so is each other
+        folder, made of its single-frame TIFF files (see :func:`read_movie`). ``~`` is
+        expanded. A path that exists is never treated as a pattern.
     mmap : bool, default=True
-        Memory-map files where possible (see :func:`read_movie`).
+        Read lazily where possible (see :func:`read_movie`).
+    dataset, axes, series : str, optional
+        Passed to :func:`read_movie` for every file (so every file must be of the
+        format that takes them).
 
     Returns
     -------
-    runs : list of ndarray of shape (n_frames_r, height, width)
+    runs : list of ndarray or LazyMovie of shape (n_frames_r, height, width)
         One array per run, in order; run lengths may differ, frame shapes may not.
 
     Raises
@@ -424,7 +654,7 @@ def read_runs(paths, *, mmap=True):
     >>> [run.shape for run in read_runs(os.path.join(folder, "run*.tif"))]
     [(30, 16, 24), (25, 16, 24)]
     """
-    return _read_runs_with_sources(paths, mmap)[0]
+    return _read_runs_with_sources(paths, mmap, dataset=dataset, axes=axes, series=series)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -493,8 +723,68 @@ def _first_nonfinite_frame(run):
     return None
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _first_frame_beyond_float32(run):
+    """Index of the first frame of a finite float64 (or wider) run with |x| > float32 max."""
+    if run.dtype.kind != "f" or run.dtype.itemsize <= 4 or run.size == 0:
+        return None
+    frame_bytes = max(1, run.shape[1] * run.shape[2] * run.dtype.itemsize)
+    step = max(1, _FINITE_CHECK_BYTES // frame_bytes)
+    for start in range(0, run.shape[0], step):
+        block = run[start : start + step]
+        if max(-float(block.min()), float(block.max())) > _FLOAT32_MAX:
+            big = (np.abs(block) > _FLOAT32_MAX).reshape(block.shape[0], -1).any(axis=1)
+            return start + int(np.flatnonzero(big)[0])
+    return None
+def _shape_or_none(item):
+    try:
+        return np.shape(item)
+    except ValueError:  # itself ragged
+        return None
+
+
+def _irregular_run(run, index, name):
+    """ValueError for a run given as nested lists whose frames differ in shape."""
+    detail = ""
+    try:
+        frames = list(run)
+    except TypeError:
+        frames = []
+    if frames:
+        first = _shape_or_none(frames[0])
+        for j, frame in enumerate(frames[1:], start=1):
+            shape = _shape_or_none(frame)
+            if shape is None or shape != first:
+                shown = (
+                    "is itself irregular (rows of different lengths)"
+                    if shape is None
+                    else f"has {shape}"
+                )
+                detail = f": frame 0 has shape {first} but frame {j} {shown}"
+                break
+    return ValueError(
+        f"Run {index} of {name} is not a regular array (n_frames, height, width); its "
+        f"frames differ in shape{detail}."
+    )
+
+
+def _as_run(x, index, name):
+    """One run of a list as an array (a LazyMovie or ndarray is returned as it is)."""
+    if isinstance(x, (np.ndarray, LazyMovie)):
+        return x
+    try:
+        run = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists (numpy >= 1.24)
+        raise _irregular_run(x, index, name) from exc
+    if run.dtype == object and run.ndim >= 1 and any(np.ndim(item) > 0 for item in run.flat):
+        raise _irregular_run(x, index, name)  # ragged nested lists (older numpy)
+    return run
+
+
 def _as_runs_from_list(X, name, min_frames):
-    runs = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in X]
+    runs = [_as_run(x, index, name) for index, x in enumerate(X)]
     if runs and all(run.ndim == 0 for run in runs):  # a list of numbers: 1-D X
         return _as_runs_from_array(np.asarray(X), name, min_frames)
     if runs and all(run.ndim == 1 for run in runs):
@@ -552,13 +842,13 @@ def _as_runs_from_array(X, name, min_frames):
 
 
 def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
-    """Validate a sequence of runs; returns a list of 3-D numpy arrays (n_frames_r, H, W).
+    """Validate a sequence of runs; returns a list of 3-D arrays (n_frames_r, H, W).
 
     This is the data contract of the estimators of skvarae. Runs are returned as they
     are, without conversion or copy: integer movies (uint16 from microscopes) stay
-    integer, memory maps and read-only arrays are passed through (the same object or a
-    view of it) and nothing is modified in place. Callers convert batches of frames to
-    float32 as they go (see :func:`iter_frame_batches`).
+    integer, memory maps, :class:`LazyMovie` objects and read-only arrays are passed
+    through (the same object or a view of it) and nothing is modified in place. Callers
+    convert batches of frames to float32 as they go (see :func:`iter_frame_batches`).
 
     Parameters
     ----------
@@ -566,14 +856,15 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
         The runs, as one of:
 
         - a 4-D array-like of shape (n_runs, n_frames, height, width);
-        - a list or tuple of 3-D array-likes (n_frames_r, height, width); run lengths
-          may differ;
+        - a list or tuple of 3-D array-likes (n_frames_r, height, width), or of
+          :class:`LazyMovie` objects; run lengths may differ;
         - a 2-D array-like of shape (n_runs, n_frames): runs of single-pixel movies,
           each returned as (n_frames, 1, 1) (a list of 1-D array-likes of different
           lengths is read the same way);
-        - a path, glob pattern, or list of them (read with :func:`read_runs`; each file
-          is one run, each folder one run of single-frame TIFFs). A list may mix paths
-          and arrays.
+        - a path, glob pattern, or list of them (read with :func:`read_runs`; each
+          TIFF, ``.npy``, HDF5 or NWB file and each suite2p plane folder is one run,
+          each other folder one run of single-frame TIFFs). A list may mix paths and
+          arrays.
 
         Boolean movies are accepted as numeric (0 / 1). Object arrays holding numbers
         are converted to float64 (this copies, so that scikit-learn's
@@ -588,8 +879,10 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
 
     Returns
     -------
-    runs : list of ndarray of shape (n_frames_r, height, width)
+    runs : list of ndarray or LazyMovie of shape (n_frames_r, height, width)
         One array per run, all with the same (height, width), in their input dtype.
+        Runs read from HDF5 / NWB files that cannot be memory-mapped are
+        :class:`LazyMovie` objects: sliced (``run[start:stop]``) they return arrays.
 
     Raises
     ------
@@ -601,8 +894,12 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
     ValueError
         If ``X`` is empty or a bare 3-D array (pass ``[movie]``), has the wrong number
         of dimensions, or a run is not 3-D, has zero frames or pixels, has a frame shape
-        different from run 0, has fewer than ``min_frames`` frames, or contains NaN or
-        infinity. The message names the run index.
+        different from run 0, has fewer than ``min_frames`` frames, contains NaN or
+        infinity, or holds (float64) values beyond the float32 range. The message names the
+        run index.
+        different from run 0 (or, given as nested lists, frames of different shapes),
+        has fewer than ``min_frames`` frames, or contains NaN or infinity; or if a file
+        cannot be read as a movie. The message names the run index (and frame, or file).
     FileNotFoundError
         If a path does not exist.
 
@@ -610,7 +907,8 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
     -----
     The finiteness check looks at floating-point runs only (integer and bool runs are
     finite by construction, and are not read at all), a chunk of at most 64 MiB of
-    frames at a time, so a memory-mapped run is never loaded or converted as a whole.
+    frames at a time, so a memory-mapped or lazy run is never loaded or converted as a
+    whole.
 
     A few messages also carry the wording that scikit-learn's common estimator checks
     look for, since for 2-D input the runs are samples and the frames are features:
@@ -632,12 +930,7 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
     >>> check_runs(np.zeros((3, 50)))[0].shape  # 2-D: single-pixel runs
     (50, 1, 1)
     """
-    if (
-        not isinstance(min_frames, numbers.Integral)
-        or isinstance(min_frames, bool)
-        or min_frames < 1
-    ):
-        raise ValueError(f"min_frames must be an integer >= 1, got {min_frames!r}.")
+    min_frames = check_integer(min_frames, "min_frames", min_val=1, caller_name="check_runs")
     if scipy.sparse.issparse(X):
         raise TypeError(
             f"{name} is a sparse matrix ({type(X).__name__}); sparse input is not "
@@ -660,7 +953,7 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
                     runs.extend(item_runs)
                     sources.extend(item_sources)
                 else:
-                    runs.append(item if isinstance(item, np.ndarray) else np.asarray(item))
+                    runs.append(_as_run(item, len(runs), name))
                     sources.append(None)
     elif isinstance(X, (list, tuple)):
         runs = _as_runs_from_list(X, name, min_frames)
@@ -698,6 +991,12 @@ def check_runs(X, *, min_frames=1, name="X", allow_paths=True):
         bad = _first_nonfinite_frame(run)
         if bad is not None:
             raise ValueError(f"{label} contains NaN or infinity (first in frame {bad}).")
+        bad = _first_frame_beyond_float32(run)
+        if bad is not None:
+            raise ValueError(
+                f"{label} holds values beyond the float32 range (|x| > {_FLOAT32_MAX:.3g}, "
+                f"first in frame {bad}); the model computes in float32: rescale the movie."
+            )
         checked.append(run)
     return checked
 
@@ -730,12 +1029,9 @@ def iter_frame_batches(run, batch_size, *, dtype=np.float32):
     >>> [(b.shape[0], b.dtype.name) for b in iter_frame_batches(run, 2)]
     [(2, 'float32'), (2, 'float32'), (1, 'float32')]
     """
-    if (
-        not isinstance(batch_size, numbers.Integral)
-        or isinstance(batch_size, bool)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+    batch_size = check_integer(
+        batch_size, "batch_size", min_val=1, caller_name="iter_frame_batches"
+    )
     dtype = np.dtype(dtype).newbyteorder("=")
     for start in range(0, len(run), int(batch_size)):
         yield np.array(run[start : start + batch_size], dtype=dtype, order="C", copy=True)

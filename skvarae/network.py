@@ -26,41 +26,17 @@ Design choices
 """
 
 import math
-import numbers
 
 import torch
 from torch import nn
 
+from ._validation import check_frame_shape, check_integer
+
 __all__ = ["ConvDecoder", "ConvEncoder", "latent_geometry"]
 
 
-def _check_positive_int(value, name):
-    """Return ``value`` as an int, or raise ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _check_frame_shape(frame_shape):
-    """Return ``frame_shape`` as a tuple of two positive ints, or raise ValueError."""
-    message = (
-        f"frame_shape must be a pair of positive integers (height, width), got {frame_shape!r}."
-    )
-    try:
-        shape = tuple(frame_shape)
-    except TypeError:
-        raise ValueError(message) from None
-    if len(shape) != 2 or not all(
-        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape
-    ):
-        raise ValueError(message)
-    return int(shape[0]), int(shape[1])
-
-
 def _check_kernel_size(kernel_size):
-    kernel_size = _check_positive_int(kernel_size, "kernel_size")
+    kernel_size = check_integer(kernel_size, "kernel_size", min_val=1)
     if kernel_size % 2 == 0:
         raise ValueError(
             f"kernel_size must be odd (so that 'same' padding is symmetric), got {kernel_size!r}."
@@ -106,8 +82,8 @@ def latent_geometry(frame_shape, max_latent_side=4):
     >>> latent_geometry((128, 256))
     (6, (128, 256), (2, 4))
     """
-    height, width = _check_frame_shape(frame_shape)
-    max_latent_side = _check_positive_int(max_latent_side, "max_latent_side")
+    height, width = check_frame_shape(frame_shape)
+    max_latent_side = check_integer(max_latent_side, "max_latent_side", min_val=1)
     side = max(height, width)
     n_layers = 1
     while math.ceil(side / 2**n_layers) > max_latent_side:
@@ -186,11 +162,11 @@ class _Geometry(nn.Module):
         kernel_size,
     ):
         super().__init__()
-        self.frame_shape = _check_frame_shape(frame_shape)
-        self.latent_channels = _check_positive_int(latent_channels, "latent_channels")
-        self.max_latent_side = _check_positive_int(max_latent_side, "max_latent_side")
-        self.base_channels = _check_positive_int(base_channels, "base_channels")
-        self.max_channels = _check_positive_int(max_channels, "max_channels")
+        self.frame_shape = check_frame_shape(frame_shape)
+        self.latent_channels = check_integer(latent_channels, "latent_channels", min_val=1)
+        self.max_latent_side = check_integer(max_latent_side, "max_latent_side", min_val=1)
+        self.base_channels = check_integer(base_channels, "base_channels", min_val=1)
+        self.max_channels = check_integer(max_channels, "max_channels", min_val=1)
         self.kernel_size = _check_kernel_size(kernel_size)
         self.n_layers, self.padded_shape, latent_hw = latent_geometry(
             self.frame_shape, self.max_latent_side

@@ -5,27 +5,35 @@ plotting function is called, so ``import skvarae.plotting`` works without it.
 
 Every function returns the :class:`matplotlib.figure.Figure` it drew on (also when it drew into
 an ``ax`` or ``fig`` passed by the caller) and never calls ``plt.show()``. Functions that draw one
-panel take ``ax``; those that draw several take ``fig``. The first argument of every function may
-also be a fitted :class:`~skvarae.SparseVARAutoencoder`, whose fitted attributes are then used
-(except :func:`plot_difference_map`, which compares two maps).
+panel take ``ax``; those that draw several take ``fig``.
+
+Each figure has two named entry points, as scikit-learn's displays (``from_predictions`` /
+``from_estimator``): ``plot_X(arrays...)`` draws arrays, and ``plot_X_from_estimator(estimator,
+...)`` draws from a fitted :class:`~skvarae.SparseVARAutoencoder` through its public attributes
+(``contribution_map``, ``mean_frame_``, ``coef_``, ``encode``, ``alpha``, ``lags``,
+``history_``, ``best_epoch_``). Nothing guesses the type of its first argument.
 """
 
-import numbers
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
 
+from ._validation import Integer, Real, check_params, check_real
 from .var import fit_var, forecast_var
 
 __all__ = [
     "plot_coef",
+    "plot_coef_from_estimator",
     "plot_contribution_map",
+    "plot_contribution_map_from_estimator",
     "plot_difference_map",
     "plot_difference_map_test",
     "plot_forecast",
+    "plot_forecast_from_estimator",
     "plot_history",
+    "plot_history_from_estimator",
 ]
 
 _INSTALL_HINT = 'pip install "skvarae[plot]"'
@@ -47,11 +55,6 @@ def _pyplot():
     return plt
 
 
-def _is_estimator(obj):
-    """Duck typing: anything with a ``fit`` method is treated as an estimator."""
-    return callable(getattr(obj, "fit", None))
-
-
 def _check_fitted(estimator, attributes):
     """Raise NotFittedError unless ``estimator`` has every one of the fitted ``attributes``."""
     missing = [name for name in attributes if not hasattr(estimator, name)]
@@ -67,7 +70,12 @@ def _as_float_array(value, name, ndims, shape_text):
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array of shape {shape_text}: {exc}") from exc
+        hint = ""
+        if callable(getattr(value, "fit", None)):
+            hint = " (for a fitted estimator, use the function's _from_estimator variant)"
+        raise ValueError(
+            f"{name} must be a numeric array of shape {shape_text}{hint}: {exc}"
+        ) from exc
     if array.ndim not in ndims:
         raise ValueError(
             f"{name} must have shape {shape_text}, got an array of shape {array.shape}."
@@ -122,13 +130,8 @@ def _draw_map(ax, image, mean_frame, *, cmap, alpha, vmin=None, vmax=None):
     return shown
 
 
-def _check_alpha(alpha):
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not 0 <= alpha <= 1
-    ):
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}.")
+def _check_alpha(alpha, caller_name):
+    check_params({"alpha": alpha}, {"alpha": [Real(0, 1)]}, caller_name)
 
 
 def plot_contribution_map(
@@ -138,11 +141,11 @@ def plot_contribution_map(
 
     Parameters
     ----------
-    contribution : array-like of shape (height, width) or fitted SparseVARAutoencoder
-        The map, e.g. from ``estimator.contribution_map(X)``. A fitted estimator stands for
-        ``estimator.contribution_map()`` and, unless ``mean_frame`` is given, its ``mean_frame_``.
-        Per-run maps (n_runs, height, width) are refused: average them first
-        (``maps.mean(axis=0)``), as the paper does over the runs of one mouse.
+    contribution : array-like of shape (height, width)
+        The map, e.g. from ``estimator.contribution_map(X)`` (for a fitted estimator, see
+        :func:`plot_contribution_map_from_estimator`). Per-run maps (n_runs, height, width)
+        are refused: average them first (``maps.mean(axis=0)``), as the paper does over the
+        runs of one mouse.
     mean_frame : array-like of shape (height, width), optional
         Drawn in grey underneath the map. Without it the map is drawn alone and opaque.
     ax : matplotlib.axes.Axes, optional
@@ -168,6 +171,7 @@ def plot_contribution_map(
 
     See Also
     --------
+    plot_contribution_map_from_estimator : The map of a fitted model over its mean frame.
     plot_difference_map : Difference of two maps (e.g. two conditions).
 
     Examples
@@ -179,24 +183,49 @@ def plot_contribution_map(
     >>> len(fig.axes)  # the map and its colour bar
     2
     """
-    if _is_estimator(contribution):
-        estimator = contribution
-        _check_fitted(estimator, ["mean_frame_"])
-        if not callable(getattr(estimator, "contribution_map", None)):
-            raise TypeError(
-                f"{type(estimator).__name__} has no contribution_map method; pass the map "
-                "(height, width) as an array instead."
-            )
-        contribution = estimator.contribution_map()
-        if mean_frame is None:
-            mean_frame = estimator.mean_frame_
-    _check_alpha(alpha)
+    _check_alpha(alpha, "plot_contribution_map")
     contribution = _as_image(contribution, "contribution")
     mean_frame = _check_mean_frame(mean_frame, contribution.shape)
     fig, ax = _figure_and_axes(ax, (5, 4))
     _draw_map(ax, contribution, mean_frame, cmap=cmap, alpha=alpha)
     ax.set_title("contribution map Ω" if title is None else title)
     return fig
+
+
+def plot_contribution_map_from_estimator(
+    estimator, X=None, *, ax=None, alpha=0.6, cmap="magma", title=None
+):
+    """Show a fitted model's contribution map Ω over its mean frame.
+
+    Parameters
+    ----------
+    estimator : SparseVARAutoencoder
+        A fitted model; ``estimator.contribution_map(X)`` is drawn over ``mean_frame_``.
+    X : runs, optional
+        Runs to map (see :meth:`~skvarae.SparseVARAutoencoder.contribution_map`); by default
+        the training runs.
+    ax, alpha, cmap, title
+        As in :func:`plot_contribution_map`.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure holding the axes (and its colour bar).
+
+    Raises
+    ------
+    NotFittedError
+        If the estimator is not fitted.
+    """
+    _check_fitted(estimator, ["mean_frame_"])
+    return plot_contribution_map(
+        estimator.contribution_map(X),
+        estimator.mean_frame_,
+        ax=ax,
+        alpha=alpha,
+        cmap=cmap,
+        title=title,
+    )
 
 
 def plot_difference_map(
@@ -261,7 +290,7 @@ def plot_difference_map(
         or not all(isinstance(label, str) for label in labels)
     ):
         raise ValueError(f"labels must be a pair of strings, got {labels!r}.")
-    _check_alpha(alpha)
+    _check_alpha(alpha, "plot_difference_map")
     mean_frame = _check_mean_frame(mean_frame, map_a.shape)
     difference = map_a - map_b
     vmax = _symmetric_limit(difference)
@@ -344,15 +373,15 @@ def plot_difference_map_test(
             f"result.difference and result.pvalues must have one shape, got {difference.shape} "
             f"and {pvalues.shape}."
         )
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}.")
+    level = check_real(level, "level", min_val=0.0, max_val=1.0, closed="neither",
+                       caller_name="plot_difference_map_test")
     if (
         isinstance(labels, str)
         or len(labels) != 2
         or not all(isinstance(label, str) for label in labels)
     ):
         raise ValueError(f"labels must be a pair of strings, got {labels!r}.")
-    _check_alpha(alpha)
+    _check_alpha(alpha, "plot_difference_map_test")
     mean_frame = _check_mean_frame(mean_frame, difference.shape)
     vmax = _symmetric_limit(difference)
     shown = np.ma.masked_where(~(pvalues <= level), difference)
@@ -398,9 +427,6 @@ def _omega(label):
 
 def _select_coef(coef, run):
     """(lags, d, d) matrices to draw and the figure title."""
-    if _is_estimator(coef):
-        _check_fitted(coef, ["coef_"])
-        coef = coef.coef_
     coef = _as_float_array(coef, "coef", (3, 4), "(lags, d, d) or (n_runs, lags, d, d)")
     if coef.shape[-1] != coef.shape[-2]:
         raise ValueError(
@@ -417,8 +443,7 @@ def _select_coef(coef, run):
     n_runs = coef.shape[0]
     if run is None:
         return coef.mean(axis=0), f"VAR coefficients, mean over {n_runs} runs"
-    if isinstance(run, bool) or not isinstance(run, numbers.Integral) or not 0 <= run < n_runs:
-        raise ValueError(f"run must be an integer in [0, {n_runs}), got {run!r}.")
+    check_params({"run": run}, {"run": [Integer(0, n_runs - 1)]}, "plot_coef")
     return coef[run], f"VAR coefficients, run {run} of {n_runs}"
 
 
@@ -431,8 +456,8 @@ def plot_coef(coef, *, run=None, fig=None, cmap="RdBu_r"):
 
     Parameters
     ----------
-    coef : array-like of shape (lags, d, d) or (n_runs, lags, d, d), or fitted SparseVARAutoencoder
-        VAR matrices; an estimator stands for its ``coef_`` (n_runs, lags, d, d).
+    coef : array-like of shape (lags, d, d) or (n_runs, lags, d, d)
+        VAR matrices, e.g. a model's ``coef_`` (see :func:`plot_coef_from_estimator`).
     run : int, optional
         With per-run coefficients, the run to show. By default the mean over runs is shown, and
         the figure title says so.
@@ -484,33 +509,41 @@ def plot_coef(coef, *, run=None, fig=None, cmap="RdBu_r"):
     return fig
 
 
-def _estimator_forecasts(estimator, run, lags):
-    """Latents (n_frames, d) of one run and their VAR(p) one-step forecasts, both numpy."""
+def plot_coef_from_estimator(estimator, *, run=None, fig=None, cmap="RdBu_r"):
+    """Show a fitted model's VAR matrices ``coef_`` (mean over training runs, or one run).
+
+    Parameters
+    ----------
+    estimator : SparseVARAutoencoder
+        A fitted model; its ``coef_`` (n_runs, lags, d, d) is drawn.
+    run, fig, cmap
+        As in :func:`plot_coef`.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure, with ``lags`` panels and a colour bar.
+
+    Raises
+    ------
+    NotFittedError
+        If the estimator is not fitted.
+    """
     _check_fitted(estimator, ["coef_"])
-    if lags is not None and lags != estimator.lags:
-        raise ValueError(
-            f"lags={lags!r} differs from the estimator's lags={estimator.lags}; leave it out."
-        )
-    latents = np.asarray(estimator.encode([run])[0], dtype=np.float64)
-    Z = torch.from_numpy(latents)
-    coef, intercept = fit_var(Z, estimator.alpha, estimator.lags)
-    return latents, forecast_var(Z, coef, intercept).numpy()
+    return plot_coef(estimator.coef_, run=run, fig=fig, cmap=cmap)
 
 
 def _check_dims(dims, d):
     if dims is None:
         return list(range(min(d, _DEFAULT_N_DIMS)))
-    if isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
+    index = Integer(0, d - 1)
+    if index.is_satisfied_by(dims):
         dims = [dims]
     try:
         dims = list(dims)
     except TypeError:
         raise ValueError(f"dims must be a sequence of latent indices, got {dims!r}.") from None
-    bad = [
-        i
-        for i in dims
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < d
-    ]
+    bad = [i for i in dims if not index.is_satisfied_by(i)]
     if not dims or bad:
         raise ValueError(
             f"dims must be a non-empty sequence of integers in [0, {d}), got {dims!r}."
@@ -525,28 +558,21 @@ def plot_forecast(latents, forecasts, *, dims=None, lags=None, fig=None):
     forecast from the previous ``lags`` frames (dashed, same colour), which starts at frame
     ``lags``.
 
-    Two forms:
-
-    - ``plot_forecast(latents, forecasts)`` with arrays, e.g. from
-      :func:`skvarae.var.fit_var` and :func:`skvarae.var.forecast_var`;
-    - ``plot_forecast(estimator, run)`` with a fitted
-      :class:`~skvarae.SparseVARAutoencoder` and one run (n_frames, height, width): the run is
-      encoded with ``estimator.encode([run])``, and a sparse VAR is fitted to its latents at the
-      estimator's ``alpha`` and ``lags`` (as :meth:`~skvarae.SparseVARAutoencoder.predict` does).
+    The arrays come e.g. from :func:`skvarae.var.fit_var` and :func:`skvarae.var.forecast_var`;
+    for a fitted model and one run, see :func:`plot_forecast_from_estimator`.
 
     Parameters
     ----------
-    latents : array-like of shape (n_frames, d), or fitted SparseVARAutoencoder
+    latents : array-like of shape (n_frames, d)
         The latent sequence of one run.
-    forecasts : array-like of shape (n_frames - lags, d), or one run
+    forecasts : array-like of shape (n_frames - lags, d)
         ``forecasts[t]`` predicts ``latents[t + lags]`` (the layout of
-        :func:`~skvarae.var.forecast_var`). When ``latents`` is an estimator: the run to encode,
-        of shape (n_frames, height, width) (or a path to it).
+        :func:`~skvarae.var.forecast_var`).
     dims : int or sequence of int, optional
         Latent dimensions to show, one panel each; by default the first (up to) four.
     lags : int, optional
-        VAR order. By default inferred as ``n_frames - len(forecasts)`` (or taken from the
-        estimator); when given it must agree.
+        VAR order. By default inferred as ``n_frames - len(forecasts)``; when given it must
+        agree.
     fig : matplotlib.figure.Figure, optional
         Figure to draw into (one column of panels is added); a new one when omitted.
 
@@ -574,8 +600,6 @@ def plot_forecast(latents, forecasts, *, dims=None, lags=None, fig=None):
     >>> [len(ax.lines) for ax in fig.axes]
     [2, 2]
     """
-    if _is_estimator(latents):
-        latents, forecasts = _estimator_forecasts(latents, forecasts, lags)
     latents = _as_float_array(latents, "latents", (2,), "(n_frames, d)")
     forecasts = _as_float_array(forecasts, "forecasts", (2,), "(n_frames - lags, d)")
     n_frames, d = latents.shape
@@ -612,9 +636,43 @@ def plot_forecast(latents, forecasts, *, dims=None, lags=None, fig=None):
     return fig
 
 
+def plot_forecast_from_estimator(estimator, run, *, dims=None, fig=None):
+    """Show one run's latents under a fitted model and their one-step VAR forecasts.
+
+    The run is encoded with ``estimator.encode([run])``, and a sparse VAR is fitted to its
+    latents at the model's ``alpha`` and ``lags`` (as
+    :meth:`~skvarae.SparseVARAutoencoder.predict` does); then :func:`plot_forecast` draws them.
+
+    Parameters
+    ----------
+    estimator : SparseVARAutoencoder
+        A fitted model.
+    run : array-like of shape (n_frames, height, width), or a path
+        One run, with frames of the model's shape.
+    dims, fig
+        As in :func:`plot_forecast`.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure, with one panel (two lines) per dimension in ``dims``.
+
+    Raises
+    ------
+    NotFittedError
+        If the estimator is not fitted.
+    """
+    _check_fitted(estimator, ["coef_"])
+    latents = np.asarray(estimator.encode([run])[0], dtype=np.float64)
+    Z = torch.from_numpy(latents)
+    coef, intercept = fit_var(Z, estimator.alpha, estimator.lags)
+    forecasts = forecast_var(Z, coef, intercept).numpy()
+    return plot_forecast(latents, forecasts, dims=dims, lags=int(estimator.lags), fig=fig)
+
+
 def _check_history(history):
     if isinstance(history, Mapping) or isinstance(history, str):
-        raise ValueError("history must be a list of per-epoch dicts (or a fitted estimator).")
+        raise ValueError("history must be a list of per-epoch dicts.")
     try:
         history = list(history)
     except TypeError:
@@ -631,19 +689,21 @@ def _check_history(history):
     return history
 
 
-def plot_history(history, *, ax=None):
+def plot_history(history, *, best_epoch=None, ax=None):
     """Show the training losses per epoch on a logarithmic scale.
 
     One line per loss term present: ``loss`` (the minimised total), ``reconstruction`` and, for
-    end-to-end training, ``forecast``. With an estimator, a dotted vertical line marks
-    ``best_epoch_``, whose weights were kept.
+    end-to-end training, ``forecast``. A dotted vertical line marks ``best_epoch`` when given
+    (see :func:`plot_history_from_estimator`).
 
     Parameters
     ----------
-    history : list of dict, or fitted SparseVARAutoencoder
-        Per-epoch records as in ``history_`` (an estimator stands for its ``history_``). Each has
-        ``"loss"``; ``"reconstruction"``, ``"forecast"`` and ``"epoch"`` (1-based; by default the
-        position in the list) are used when present.
+    history : list of dict
+        Per-epoch records as in ``history_``. Each has ``"loss"``; ``"reconstruction"``,
+        ``"forecast"`` and ``"epoch"`` (1-based; by default the position in the list) are used
+        when present.
+    best_epoch : int, optional
+        The epoch whose weights were kept (``best_epoch_``), marked by a dotted line.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; a new figure is created when omitted.
 
@@ -667,12 +727,8 @@ def plot_history(history, *, ax=None):
     >>> [line.get_label() for line in fig.axes[0].lines]
     ['loss', 'reconstruction']
     """
-    best_epoch = None
-    if _is_estimator(history):
-        estimator = history
-        _check_fitted(estimator, ["history_"])
-        history = estimator.history_
-        best_epoch = getattr(estimator, "best_epoch_", None)
+    if best_epoch is not None:
+        check_params({"best_epoch": best_epoch}, {"best_epoch": [Integer(1, None)]}, "plot_history")
     history = _check_history(history)
     epochs = [record.get("epoch", position) for position, record in enumerate(history, start=1)]
     fig, ax = _figure_and_axes(ax, (6, 4))
@@ -695,3 +751,27 @@ def plot_history(history, *, ax=None):
     ax.set_title("training history")
     ax.legend()
     return fig
+
+
+def plot_history_from_estimator(estimator, *, ax=None):
+    """Show a fitted model's training losses ``history_``, marking ``best_epoch_``.
+
+    Parameters
+    ----------
+    estimator : SparseVARAutoencoder
+        A fitted model.
+    ax : matplotlib.axes.Axes, optional
+        As in :func:`plot_history`.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure holding the axes.
+
+    Raises
+    ------
+    NotFittedError
+        If the estimator is not fitted.
+    """
+    _check_fitted(estimator, ["history_", "best_epoch_"])
+    return plot_history(estimator.history_, best_epoch=estimator.best_epoch_, ax=ax)

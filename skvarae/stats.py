@@ -41,7 +41,6 @@ are not fully exchangeable.
 """
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass, fields, replace
 from itertools import combinations
@@ -50,10 +49,19 @@ from typing import Optional
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .io import check_runs
+from ._validation import (
+    N_JOBS,
+    RANDOM_STATE_OR_GENERATOR,
+    Integer,
+    StrOptions,
+    check_integer,
+    check_model_runs,
+    check_params,
+    check_random_state,
+    validate_params,
+)
 from .var import fit_var
 
 __all__ = [
@@ -61,6 +69,7 @@ __all__ = [
     "permutation_test",
     "compare_latents",
     "compare_sequences",
+    "choose_n_blocks",
     "MapPermutationTestResult",
     "permutation_test_maps",
 ]
@@ -138,21 +147,13 @@ class PermutationTestResult:
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _check_n_permutations(n_permutations):
-    if (
-        isinstance(n_permutations, bool)
-        or not isinstance(n_permutations, numbers.Integral)
-        or n_permutations < 1
-    ):
-        raise ValueError(f"n_permutations must be an integer >= 1, got {n_permutations!r}.")
-    return int(n_permutations)
+def _check_n_permutations(n_permutations, caller_name):
+    return check_integer(n_permutations, "n_permutations", min_val=1, caller_name=caller_name)
 
 
 def _check_rng(random_state):
     """A numpy Generator or RandomState; both provide ``.random(size)``."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return check_random_state(random_state)
+    return check_random_state(random_state, allow_generator=True)
 
 
 def _min_pvalue(n_a, n_b, n_permutations):
@@ -277,7 +278,12 @@ def permutation_test(coefs_a, coefs_b, *, n_permutations=1000, random_state=None
     >>> result.exact, result.n_permutations, result.pvalue  # 2 of the 20 splits: observed, mirror
     (True, 20, 0.1)
     """
-    n_permutations = _check_n_permutations(n_permutations)
+    n_permutations = _check_n_permutations(n_permutations, "permutation_test")
+    check_params(
+        {"random_state": random_state, "n_jobs": n_jobs},
+        {"random_state": RANDOM_STATE_OR_GENERATOR, "n_jobs": N_JOBS},
+        "permutation_test",
+    )
     flat_a = _as_units(coefs_a, "coefs_a")
     flat_b = _as_units(coefs_b, "coefs_b")
     shape_a, shape_b = np.shape(coefs_a)[1:], np.shape(coefs_b)[1:]
@@ -304,7 +310,7 @@ def permutation_test(coefs_a, coefs_b, *, n_permutations=1000, random_state=None
     # Chunk size fixed by the problem size only (not by n_jobs), so results never depend on it.
     chunk = int(np.clip(_CHUNK_ELEMENTS // (n_units * flat.shape[1]), 1, _MAX_CHUNK))
     starts = range(0, units_a.shape[0], chunk)
-    parts = Parallel(n_jobs=n_jobs, prefer="threads")(
+    parts = Parallel(n_jobs=None if n_jobs is None else int(n_jobs), prefer="threads")(
         delayed(_statistics)(flat, units_a[s : s + chunk], n_b) for s in starts
     )
     null = np.concatenate(parts)
@@ -374,8 +380,43 @@ def _check_latents(latents, name, lags):
     return runs
 
 
-def _choose_n_blocks(lengths_a, lengths_b, n_permutations, min_block_length):
-    """The blocking rule of :func:`compare_latents` (``n_blocks="auto"``)."""
+@validate_params(
+    {
+        "lengths_a": ["array-like"],
+        "lengths_b": ["array-like"],
+        "n_permutations": [Integer(1, None)],
+        "min_block_length": [Integer(1, None)],
+    },
+    prefer_skip_nested_validation=True,
+)
+def choose_n_blocks(lengths_a, lengths_b, n_permutations, min_block_length):
+    """Blocks per run chosen by :func:`compare_latents` with ``n_blocks="auto"``.
+
+    Whole runs (1) when they suffice for the test to reach ``p <= 0.05`` (or nothing can help,
+    because ``n_permutations`` is too small); else the fewest blocks per run that do, each of at
+    least ``min_block_length`` frames; else as many such blocks as the shortest run allows.
+
+    Parameters
+    ----------
+    lengths_a, lengths_b : sequence of int
+        Number of frames of each run of the two conditions.
+    n_permutations : int
+        Number of permutations of the test.
+    min_block_length : int
+        Fewest frames per block.
+
+    Returns
+    -------
+    n_blocks : int
+        Contiguous blocks per run (1: whole runs).
+
+    Examples
+    --------
+    >>> choose_n_blocks([1000] * 4, [1000] * 4, 1000, 50)  # 70 relabellings: enough
+    1
+    >>> choose_n_blocks([1000], [1000], 1000, 50)  # one run each: cut into blocks
+    4
+    """
     n_a, n_b = len(lengths_a), len(lengths_b)
     if _min_pvalue(n_a, n_b, n_permutations) <= LEVEL or 1 / (1 + n_permutations) > LEVEL:
         # Whole runs suffice, or no number of units can help (too few permutations).
@@ -407,23 +448,20 @@ def _fit_units(units, alpha, lags):
     return coefs
 
 
-def _check_options(n_permutations, n_blocks, min_block_length, lags):
-    n_permutations = _check_n_permutations(n_permutations)
-    if isinstance(lags, bool) or not isinstance(lags, numbers.Integral) or lags < 1:
-        raise ValueError(f"lags must be a positive integer, got {lags!r}.")
-    if (
-        isinstance(min_block_length, bool)
-        or not isinstance(min_block_length, numbers.Integral)
-        or min_block_length < lags + 2
-    ):
-        raise ValueError(
-            f"min_block_length must be an integer >= lags + 2 = {lags + 2}, got "
-            f"{min_block_length!r}."
-        )
-    if not (isinstance(n_blocks, str) and n_blocks == "auto") and (
-        isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Integral) or n_blocks < 1
-    ):
-        raise ValueError(f'n_blocks must be "auto" or an integer >= 1, got {n_blocks!r}.')
+def _check_options(
+    n_permutations, n_blocks, min_block_length, lags, caller_name, random_state, n_jobs
+):
+    n_permutations = _check_n_permutations(n_permutations, caller_name)
+    check_params(
+        {"random_state": random_state, "n_jobs": n_jobs},
+        {"random_state": RANDOM_STATE_OR_GENERATOR, "n_jobs": N_JOBS},
+        caller_name,
+    )
+    lags = check_integer(lags, "lags", min_val=1, caller_name=caller_name)
+    check_integer(min_block_length, "min_block_length", min_val=lags + 2, caller_name=caller_name)
+    check_params(
+        {"n_blocks": n_blocks}, {"n_blocks": [StrOptions({"auto"}), Integer(1)]}, caller_name
+    )
     return n_permutations
 
 
@@ -559,7 +597,9 @@ def _compare_latents(
     stacklevel,
 ):
     """compare_latents; warnings point ``stacklevel`` frames up."""
-    n_permutations = _check_options(n_permutations, n_blocks, min_block_length, lags)
+    n_permutations = _check_options(
+        n_permutations, n_blocks, min_block_length, lags, "compare_latents", random_state, n_jobs
+    )
     runs_a = _check_latents(latents_a, "latents_a", lags)
     runs_b = _check_latents(latents_b, "latents_b", lags)
     if runs_a[0].shape[1] != runs_b[0].shape[1]:
@@ -571,7 +611,7 @@ def _compare_latents(
     lengths_b = [run.shape[0] for run in runs_b]
 
     if n_blocks == "auto":
-        k = _choose_n_blocks(lengths_a, lengths_b, n_permutations, min_block_length)
+        k = choose_n_blocks(lengths_a, lengths_b, n_permutations, min_block_length)
     else:
         k = int(n_blocks)
         if k > 1:
@@ -710,18 +750,13 @@ def compare_sequences(
     (4, 4, True, 70)
     """
     check_is_fitted(estimator)
-    lags = estimator.lags
-    _check_options(n_permutations, n_blocks, min_block_length, lags)
-    groups = {}
-    for name, X in (("X_a", X_a), ("X_b", X_b)):
-        runs = check_runs(X, min_frames=lags + 2, name=name)
-        shape = tuple(runs[0].shape[1:])
-        if shape != tuple(estimator.frame_shape_):
-            raise ValueError(
-                f"{name} has frames of shape {shape}, but the model was fitted on frames of "
-                f"shape {tuple(estimator.frame_shape_)}."
-            )
-        groups[name] = runs
+    lags = int(estimator.lags)
+    _check_options(
+        n_permutations, n_blocks, min_block_length, lags, "compare_sequences", random_state, n_jobs
+    )
+    groups = {
+        name: check_model_runs(estimator, X, name=name) for name, X in (("X_a", X_a), ("X_b", X_b))
+    }
     return _compare_latents(
         list(estimator.encode(groups["X_a"])),
         list(estimator.encode(groups["X_b"])),
@@ -856,7 +891,7 @@ def permutation_test_maps(maps_a, maps_b, *, n_permutations=1000, random_state=N
     >>> result.exact, result.n_permutations, np.argwhere(result.significant()).tolist()
     (True, 70, [[2, 2]])
     """
-    n_permutations = _check_n_permutations(n_permutations)
+    n_permutations = _check_n_permutations(n_permutations, "permutation_test_maps")
     maps_a, maps_b = _as_maps(maps_a, "maps_a"), _as_maps(maps_b, "maps_b")
     if maps_a.shape[1:] != maps_b.shape[1:]:
         raise ValueError(

@@ -1,8 +1,9 @@
 """The optimisation loop of :class:`skvarae.SparseVARAutoencoder`.
 
-Read top to bottom: :func:`sequence_loss` is the model's loss on a batch of sequences,
-:func:`make_batches` draws one epoch's batches, and :func:`train` runs Adam with early stopping
-and returns the best weights it saw.
+Read top to bottom: :func:`end_to_end_loss` and :func:`two_stage_loss` are the model's two
+losses on a batch of sequences (:func:`sequence_loss` picks one by name), :func:`make_batches`
+draws one epoch's batches, and :func:`train` runs Adam with early stopping on a given loss and
+returns the best weights it saw.
 
 Loss (per batch of sequences x̃ of shape (B, T, H, W), in standardised units)::
 
@@ -12,9 +13,10 @@ Loss (per batch of sequences x̃ of shape (B, T, H, W), in standardised units)::
     loss    = forecast_weight · mean (decoder(ẑ_t) − x̃_t)²
             + reconstruction_weight · mean (decoder(z_t) − x̃_t)²
 
-``training="end_to_end"`` minimises both terms, so gradients flow through the LARS fit into the
-encoder; ``training="two_stage"`` minimises the reconstruction term alone (a plain autoencoder;
-the VAR is fitted once, after training).
+``training="end_to_end"`` (:func:`end_to_end_loss`) minimises both terms, so gradients flow
+through the LARS fit into the encoder; ``training="two_stage"`` (:func:`two_stage_loss`)
+minimises the reconstruction term alone (a plain autoencoder; the VAR is fitted once, after
+training). :func:`train` takes either as ``loss``, or any function with the same signature.
 """
 
 import copy
@@ -28,7 +30,14 @@ from tqdm.auto import tqdm
 
 from .var import fit_var, forecast_var
 
-__all__ = ["Windows", "sequence_loss", "make_batches", "train"]
+__all__ = [
+    "Windows",
+    "end_to_end_loss",
+    "two_stage_loss",
+    "sequence_loss",
+    "make_batches",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,74 @@ def decode_latents(decoder, latents):
     return decoder(latents.flatten(0, 1)).unflatten(0, (batch, n_frames))
 
 
+def two_stage_loss(encoder, decoder, frames):
+    """Reconstruction loss of a plain autoencoder on a batch of sequences (no VAR).
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+        Map frames (N, H, W) to latents (N, d) and back.
+    frames : torch.Tensor of shape (B, T, H, W)
+        Standardised frames of B sequences of equal length T.
+
+    Returns
+    -------
+    losses : dict of str to torch.Tensor
+        ``"loss"`` (the scalar to minimise) and ``"reconstruction"`` (the same value).
+    """
+    latents = encode_frames(encoder, frames)
+    reconstruction = torch.mean((decode_latents(decoder, latents) - frames) ** 2)
+    return {"reconstruction": reconstruction, "loss": reconstruction}
+
+
+def end_to_end_loss(
+    encoder, decoder, frames, *, alpha, lags, forecast_weight=1.0, reconstruction_weight=1.0
+):
+    """Forecast and reconstruction loss, through a sparse VAR fitted on each sequence.
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+        Map frames (N, H, W) to latents (N, d) and back.
+    frames : torch.Tensor of shape (B, T, H, W)
+        Standardised frames of B sequences of equal length T >= lags + 2.
+    alpha : float
+        ℓ1 penalty of the per-sequence VAR fit.
+    lags : int
+        VAR order.
+    forecast_weight, reconstruction_weight : float, default=1.0
+        Weights of the two mean-squared-error terms (see the module docstring).
+
+    Returns
+    -------
+    losses : dict of str to torch.Tensor
+        ``"loss"`` (the scalar to minimise), ``"reconstruction"`` and ``"forecast"``.
+
+    Raises
+    ------
+    FloatingPointError
+        If the latents are not finite, or so large that their squares overflow (the weights
+        diverged), before the VAR fit.
+
+    Examples
+    --------
+    >>> import functools
+    >>> loss = functools.partial(end_to_end_loss, alpha=0.01, lags=1)  # a loss for train()
+    """
+    latents = encode_frames(encoder, frames)
+    reconstruction = torch.mean((decode_latents(decoder, latents) - frames) ** 2)
+    if not bool(torch.isfinite(latents.detach().square().sum())):
+        raise FloatingPointError("The latents became NaN, infinite or too large")
+    coef, intercept = fit_var(latents, alpha, lags)
+    forecast_frames = decode_latents(decoder, forecast_var(latents, coef, intercept))
+    forecast = torch.mean((forecast_frames - frames[:, lags:]) ** 2)
+    return {
+        "reconstruction": reconstruction,
+        "forecast": forecast,
+        "loss": forecast_weight * forecast + reconstruction_weight * reconstruction,
+    }
+
+
 def sequence_loss(
     encoder,
     decoder,
@@ -56,7 +133,10 @@ def sequence_loss(
     forecast_weight=1.0,
     reconstruction_weight=1.0,
 ):
-    """Loss of the model on a batch of sequences.
+    """Loss of the model on a batch of sequences, by the name of the training mode.
+
+    ``training="two_stage"`` is :func:`two_stage_loss`; ``"end_to_end"`` is
+    :func:`end_to_end_loss`.
 
     Parameters
     ----------
@@ -79,18 +159,19 @@ def sequence_loss(
         ``"loss"`` (the scalar to minimise), ``"reconstruction"`` and, for end-to-end training,
         ``"forecast"``.
     """
-    latents = encode_frames(encoder, frames)
-    reconstruction = torch.mean((decode_latents(decoder, latents) - frames) ** 2)
-    losses = {"reconstruction": reconstruction}
     if training == "two_stage":
-        losses["loss"] = reconstruction
-        return losses
-    coef, intercept = fit_var(latents, alpha, lags)
-    forecast_frames = decode_latents(decoder, forecast_var(latents, coef, intercept))
-    forecast = torch.mean((forecast_frames - frames[:, lags:]) ** 2)
-    losses["forecast"] = forecast
-    losses["loss"] = forecast_weight * forecast + reconstruction_weight * reconstruction
-    return losses
+        return two_stage_loss(encoder, decoder, frames)
+    if training != "end_to_end":
+        raise ValueError(f'training must be "end_to_end" or "two_stage", got {training!r}.')
+    return end_to_end_loss(
+        encoder,
+        decoder,
+        frames,
+        alpha=alpha,
+        lags=lags,
+        forecast_weight=forecast_weight,
+        reconstruction_weight=reconstruction_weight,
+    )
 
 
 class Windows:
@@ -173,7 +254,7 @@ def train(
     decoder,
     sequences,
     *,
-    loss_params,
+    loss,
     max_epochs,
     learning_rate,
     batch_size,
@@ -196,8 +277,11 @@ def train(
     sequences : Windows or sequence of torch.Tensor of shape (T_i, H, W)
         Standardised training sequences, indexable and with a ``lengths`` attribute or
         ``len()`` per item (loaded on the CPU batch by batch, then moved to ``device``).
-    loss_params : dict
-        Keyword arguments of :func:`sequence_loss` (alpha, lags, training, weights).
+    loss : callable
+        ``loss(encoder, decoder, frames)`` with frames (B, T, H, W) on ``device``, returning a
+        dict of scalar tensors with at least ``"loss"`` (the value minimised); every entry is
+        averaged per epoch into ``history``. E.g. :func:`two_stage_loss` or
+        ``functools.partial(end_to_end_loss, alpha=0.01, lags=1)``.
     max_epochs, batch_size, n_iter_no_change : int
     learning_rate, tol : float
     rng : numpy.random.RandomState
@@ -216,8 +300,9 @@ def train(
     Raises
     ------
     FloatingPointError
-        When a loss is NaN or infinite; the message names the epoch. The modules are then left
-        at the best weights seen before.
+        When a loss is NaN or infinite (or ``loss`` raises FloatingPointError, e.g. for
+        non-finite latents); the message names the epoch. The modules are then left at the
+        best weights seen before.
     """
     parameters = list(encoder.parameters()) + list(decoder.parameters())
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
@@ -238,7 +323,14 @@ def train(
         totals, n_sequences = {}, 0
         for batch in make_batches(lengths, batch_size, rng):
             frames = torch.stack([sequences[i] for i in batch]).to(device)
-            losses = sequence_loss(encoder, decoder, frames, **loss_params)
+            try:
+                losses = loss(encoder, decoder, frames)
+            except FloatingPointError as error:
+                restore_best()
+                raise FloatingPointError(
+                    f"{error} at epoch {epoch}; try a smaller learning_rate or check the input "
+                    "for extreme values."
+                ) from None
             if not torch.isfinite(losses["loss"]):
                 restore_best()
                 raise FloatingPointError(

@@ -12,23 +12,25 @@ effect of latent ``j`` at lag ``k`` on latent ``i``.
 
 import torch
 
+from ._validation import check_integer
 from .lars import lasso_lars
 
 __all__ = ["lagged_design", "fit_var", "forecast_var"]
 
 
-def _check_sequences(Z, lags):
+def _check_sequences(Z, lags, caller_name):
+    """Validate Z and lags; returns lags as an int (numpy integers accepted, bools refused)."""
     if not isinstance(Z, torch.Tensor):
         raise TypeError(f"Z must be a torch.Tensor of shape (..., n_frames, d), got {type(Z)}.")
     if Z.ndim < 2:
         raise ValueError(f"Z must have shape (..., n_frames, d), got shape {tuple(Z.shape)}.")
-    if isinstance(lags, bool) or not isinstance(lags, int) or lags < 1:
-        raise ValueError(f"lags must be a positive integer, got {lags!r}.")
+    lags = check_integer(lags, "lags", min_val=1, caller_name=caller_name)
     if Z.shape[-2] < lags + 2:
         raise ValueError(
             f"Z has {Z.shape[-2]} frames per sequence; a VAR({lags}) needs at least "
             f"lags + 2 = {lags + 2}."
         )
+    return lags
 
 
 def lagged_design(Z, lags):
@@ -49,7 +51,7 @@ def lagged_design(Z, lags):
     targets : torch.Tensor of shape (..., n_frames - lags, d)
         ``z_{t+p}`` for every row.
     """
-    _check_sequences(Z, lags)
+    lags = _check_sequences(Z, lags, "lagged_design")
     return _lag_columns(Z, lags), Z[..., lags:, :]
 
 
@@ -91,6 +93,13 @@ def fit_var(Z, alpha, lags=1, *, max_iter=None):
     intercept : torch.Tensor of shape (..., d)
         The constant ``c`` of the VAR, in the units of ``Z``.
 
+    Raises
+    ------
+    ValueError
+        If ``lags`` is not an integer >= 1 (numpy integers are accepted, bools are not), a
+        sequence has fewer than ``lags + 2`` frames, or ``Z`` contains NaN or infinity or is too
+        large to standardise in its dtype; the message names ``Z`` or ``lags``.
+
     Examples
     --------
     >>> import torch
@@ -101,11 +110,17 @@ def fit_var(Z, alpha, lags=1, *, max_iter=None):
     >>> tuple(coef.shape), tuple(intercept.shape)
     ((3, 2, 4, 4), (3, 4))
     """
-    _check_sequences(Z, lags)
+    lags = _check_sequences(Z, lags, "fit_var")
+    if max_iter is not None:
+        max_iter = check_integer(max_iter, "max_iter", min_val=0, caller_name="fit_var")
+    if not bool(torch.isfinite(Z).all()):
+        raise ValueError("Z contains NaN or infinity: fit_var needs finite latents.")
     d = Z.shape[-1]
     mean = Z.mean(dim=-2, keepdim=True)
     centred = Z - mean
     mean_square = centred.pow(2).mean(dim=(-2, -1), keepdim=True)
+    if not bool(torch.isfinite(mean_square).all()):
+        raise ValueError(f"Z is too large in magnitude: its mean square overflows {Z.dtype}.")
     # A constant sequence has nothing to model; dividing by 1 keeps it (and its gradient) finite.
     # The guard sits before the square root, whose derivative at 0 is infinite.
     usable = mean_square > torch.finfo(Z.dtype).tiny

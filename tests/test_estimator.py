@@ -257,7 +257,7 @@ def test_early_stopping_restores_best_weights(movies):
 
 
 def test_non_finite_loss_raises_naming_the_epoch_and_leaves_model_unfitted(movies, monkeypatch):
-    real_loss = training_module.sequence_loss
+    real_loss = training_module.end_to_end_loss
     calls = {"n": 0}
 
     def exploding_loss(*args, **kwargs):
@@ -267,7 +267,7 @@ def test_non_finite_loss_raises_naming_the_epoch_and_leaves_model_unfitted(movie
             losses["loss"] = losses["loss"] * float("nan")
         return losses
 
-    monkeypatch.setattr(training_module, "sequence_loss", exploding_loss)
+    monkeypatch.setattr(estimator_module, "end_to_end_loss", exploding_loss)
     model = SparseVARAutoencoder(**TINY)
     with pytest.raises(FloatingPointError, match="epoch 2"):
         model.fit(movies)

@@ -22,7 +22,7 @@ DOCS_DIR = ROOT / "docs"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("plot_*.py"))
 
 #: Examples that need an optional package (module to import) beyond the test extra.
-NEEDS = {"plot_dask_cluster": "distributed"}
+NEEDS = {"plot_dask_cluster": "distributed", "plot_read_nwb": "pynwb"}
 
 #: What Sphinx generates inside the source folder; not copied into the test build.
 GENERATED = ("_build", "auto_examples", "generated", "sg_execution_times.rst")

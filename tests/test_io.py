@@ -1,5 +1,6 @@
 """Tests of skvarae.io: reading movies and the data contract (check_runs)."""
 
+import importlib.util
 import os
 import re
 import shutil
@@ -235,6 +236,26 @@ def test_unreadable_file_names_the_file(tmp_path):
     bad_npy.write_bytes(b"nonsense")
     with pytest.raises(ValueError, match="garbage.npy"):
         read_movie(bad_npy)
+
+
+@pytest.mark.parametrize("ome", [False, True], ids=["tiff", "ome"])
+@pytest.mark.parametrize("compression", ["zlib", None])
+def test_truncated_compressed_tiff_raises_instead_of_reading_short(tmp_path, compression, ome):
+    # issue 10, D7: a truncated zlib TIFF of 20 frames was read as 1 frame, with a log line
+    movie = _movie((20, 32, 48), np.uint16)
+    whole = tmp_path / "whole.tif"
+    kwargs = dict(ome=True, metadata={"axes": "TYX"}) if ome else {}
+    _imwrite(whole, movie, compression=compression, **kwargs)
+    data = whole.read_bytes()
+    for fraction in (0.3, 0.5, 0.75, 0.79, 0.95, 0.999):
+        path = tmp_path / "truncated.tif"
+        path.write_bytes(data[: int(len(data) * fraction)])
+        with pytest.raises(ValueError, match=r"truncated\.tif.*(truncated|corrupt)"):
+            read_movie(path)
+        with pytest.raises(ValueError, match=r"truncated\.tif"):
+            check_runs([path, whole])
+        with pytest.raises(ValueError, match=r"truncated\.tif"):
+            read_movie([whole, path])  # probed as part of a list of files too
 
 
 def test_two_non_singleton_axes_is_not_a_movie(tmp_path):
@@ -483,6 +504,19 @@ def test_2d_short_runs_match_sklearn_feature_messages(n_frames, min_frames):
         check_runs(X, min_frames=min_frames)
 
 
+def test_nested_list_run_with_odd_frame_shape_names_run_and_frame():
+    # issue 10, D9: numpy's "inhomogeneous shape" error named neither run nor frame
+    frame, odd = np.zeros((4, 5)).tolist(), np.zeros((4, 6)).tolist()
+    X = [[frame, frame, frame], [frame, frame, odd, frame]]
+    message = r"Run 1 of X .*frame 0 has shape \(4, 5\) but frame 2 has \(4, 6\)"
+    with pytest.raises(ValueError, match=message):
+        check_runs(X)
+    with pytest.raises(ValueError, match=r"Run 1 of X_test .*frame 1 is itself irregular"):
+        check_runs([np.zeros((3, 4, 5)), [frame, [[0, 1], [2]], frame]], name="X_test")
+    with pytest.raises(ValueError, match=r"Run 1 of X .*frame 1 has \(4, 6\)"):
+        check_runs([np.zeros((3, 4, 5)), [frame, odd]])  # a mixed list of arrays and lists
+
+
 def test_sparse_matrix_raises_type_error():
     with pytest.raises(TypeError, match="sparse"):
         check_runs(scipy.sparse.csr_matrix(np.eye(3)))
@@ -605,6 +639,8 @@ _SIMA_FILES = {
     "example-tiffs/0.tif": "sima/tests/data/example-tiffs/0.tif",
     "example-tiffs/1.tif": "sima/tests/data/example-tiffs/1.tif",
     "example-tiffs/2.tif": "sima/tests/data/example-tiffs/2.tif",
+    "example.h5": "sima/tests/data/example.h5",  # written by SIMA: (y, x, t), no labels
+    "example-volume.h5": "sima/tests/data/example-volume.h5",  # (t, z, y, x, c), labelled
 }
 
 
@@ -696,3 +732,66 @@ def test_real_single_frame_files_with_malformed_imagej_metadata(sima_data):
     assert len(runs) == 1
     np.testing.assert_array_equal(runs[0], run)
     np.testing.assert_array_equal(read_movie(sorted(folder.glob("*.tif"))), run)
+
+
+@pytest.mark.slow
+def test_real_sima_hdf5_equals_its_tiff(sima_data):
+    tiff = tifffile.imread(sima_data / "example.tif")
+    # SIMA stores this movie (y, x, t) without DIMENSION_LABELS: the order is given
+    movie = read_movie(sima_data / "example.h5", axes="yxt")
+    assert movie.shape == (20, 128, 256) and movie.dtype == np.uint16
+    np.testing.assert_array_equal(movie, tiff)
+    assert read_movie(sima_data / "example.h5").shape == (128, 256, 20)  # default: t first
+
+
+@pytest.mark.slow
+def test_real_sima_volume_hdf5_is_refused_by_its_labels(sima_data):
+    # SIMA's DIMENSION_LABELS t, z, y, x, c with 3 planes and 2 channels: not one movie
+    with pytest.raises(ValueError, match=r"example-volume\.h5.*3 entries along axis 'z'"):
+        read_movie(sima_data / "example-volume.h5")
+
+
+@pytest.mark.slow
+def test_real_movie_through_every_format(sima_data, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    movie = tifffile.imread(sima_data / "example.tif")
+    with h5py.File(tmp_path / "movie.h5", "w") as f:
+        f.create_dataset("imaging", data=movie[:, None, :, :, None], chunks=(1, 1, 64, 64, 1),
+                         compression="gzip")
+        for axis, label in enumerate("tzyxc"):
+            f["imaging"].dims[axis].label = label
+    plane = tmp_path / "suite2p" / "plane0"
+    plane.mkdir(parents=True)
+    np.save(plane / "ops.npy", {"Ly": 128, "Lx": 256, "nframes": 20})
+    movie.astype(np.int16).tofile(plane / "data.bin")
+    paths = [tmp_path / "movie.h5", plane]
+    if importlib.util.find_spec("pynwb") is not None:
+        paths.append(_write_nwb_two_photon(tmp_path / "movie.nwb", movie))
+    for run in check_runs(paths, min_frames=3):
+        np.testing.assert_array_equal(np.asarray(run), movie)
+
+
+def _write_nwb_two_photon(path, movie):
+    """A minimal NWB file with ``movie`` (frames, height, width) as its TwoPhotonSeries."""
+    import datetime
+
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.ophys import OpticalChannel, TwoPhotonSeries
+
+    nwbfile = NWBFile(
+        session_description="sima example", identifier="sima",
+        session_start_time=datetime.datetime(2016, 9, 8, tzinfo=datetime.timezone.utc),
+    )
+    device = nwbfile.create_device(name="Microscope")
+    plane = nwbfile.create_imaging_plane(
+        name="ImagingPlane", device=device, imaging_rate=30.0, description="plane",
+        optical_channel=OpticalChannel(name="Ch2", description="GCaMP", emission_lambda=510.0),
+        excitation_lambda=920.0, indicator="GCaMP", location="unknown",
+    )
+    nwbfile.add_acquisition(TwoPhotonSeries(
+        name="TwoPhotonSeries", data=movie.transpose(0, 2, 1), imaging_plane=plane,
+        rate=30.0, unit="n.a.",
+    ))  # NWB stores (frames, x, y)
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwbfile)
+    return path

@@ -16,10 +16,14 @@ from sklearn.exceptions import NotFittedError  # noqa: E402
 from skvarae import SparseVARAutoencoder  # noqa: E402
 from skvarae.plotting import (  # noqa: E402
     plot_coef,
+    plot_coef_from_estimator,
     plot_contribution_map,
+    plot_contribution_map_from_estimator,
     plot_difference_map,
     plot_forecast,
+    plot_forecast_from_estimator,
     plot_history,
+    plot_history_from_estimator,
 )
 from skvarae.var import fit_var, forecast_var  # noqa: E402
 
@@ -112,10 +116,10 @@ def test_contribution_map_accepts_duck_typed_estimator(rng):
         def fit(self, X):
             return self
 
-        def contribution_map(self):
+        def contribution_map(self, X=None):
             return np.full(FRAME_SHAPE, 2.0)
 
-    fig = plot_contribution_map(Stub())
+    fig = plot_contribution_map_from_estimator(Stub())
     images = fig.axes[0].images
     assert len(images) == 2
     np.testing.assert_array_equal(images[0].get_array(), Stub.mean_frame_)
@@ -125,14 +129,17 @@ def test_contribution_map_accepts_duck_typed_estimator(rng):
 def test_contribution_map_of_fitted_estimator(fitted):
     if not hasattr(fitted, "contribution_map"):
         pytest.skip("SparseVARAutoencoder.contribution_map is not available yet")
-    fig = plot_contribution_map(fitted)
+    fig = plot_contribution_map_from_estimator(fitted)
     ax = fig.axes[0]
     assert len(ax.images) == 2
     assert ax.images[1].get_array().shape == FRAME_SHAPE
     np.testing.assert_allclose(ax.images[0].get_array(), fitted.mean_frame_)
 
 
-@pytest.mark.parametrize("plot", [plot_contribution_map, plot_coef, plot_history])
+@pytest.mark.parametrize(
+    "plot",
+    [plot_contribution_map_from_estimator, plot_coef_from_estimator, plot_history_from_estimator],
+)
 def test_unfitted_estimator_is_refused(plot):
     with pytest.raises(NotFittedError, match="fit"):
         plot(SparseVARAutoencoder(**TINY))
@@ -140,7 +147,7 @@ def test_unfitted_estimator_is_refused(plot):
 
 def test_forecast_refuses_unfitted_estimator(movies):
     with pytest.raises(NotFittedError, match="fit"):
-        plot_forecast(SparseVARAutoencoder(**TINY), movies[0])
+        plot_forecast_from_estimator(SparseVARAutoencoder(**TINY), movies[0])
 
 
 def test_contribution_map_needs_the_method(rng):
@@ -150,8 +157,15 @@ def test_contribution_map_needs_the_method(rng):
         def fit(self, X):
             return self
 
-    with pytest.raises(TypeError, match="contribution_map"):
-        plot_contribution_map(Stub())
+    with pytest.raises(AttributeError, match="contribution_map"):
+        plot_contribution_map_from_estimator(Stub())
+
+
+@pytest.mark.parametrize("plot", [plot_contribution_map, plot_coef, plot_history])
+def test_array_entry_points_do_not_guess_estimators(plot, fitted):
+    # Regression: the array functions used to guess whether their first argument was a model.
+    with pytest.raises(ValueError, match="from_estimator|history must be"):
+        plot(fitted)
 
 
 @pytest.mark.parametrize(
@@ -263,7 +277,7 @@ def test_coef_draws_into_given_figure_and_handles_all_zero(rng):
 
 def test_coef_of_fitted_estimator(fitted):
     lags, d = fitted.coef_.shape[1], fitted.coef_.shape[-1]
-    fig = plot_coef(fitted, run=1)
+    fig = plot_coef_from_estimator(fitted, run=1)
     assert len(fig.axes) == lags + 1
     np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), fitted.coef_[1, 0])
     assert fig.axes[0].images[0].get_array().shape == (d, d)
@@ -322,13 +336,13 @@ def test_forecast_default_dims_and_given_figure():
 
 
 def test_forecast_of_fitted_estimator(fitted, movies):
-    fig = plot_forecast(fitted, movies[0], dims=[0])
+    fig = plot_forecast_from_estimator(fitted, movies[0], dims=[0])
     (ax,) = fig.axes
     observed, forecast = ax.lines
     np.testing.assert_allclose(observed.get_ydata(), fitted.encode(movies[:1])[0][:, 0])
     assert len(forecast.get_ydata()) == movies.shape[1] - fitted.lags
-    with pytest.raises(ValueError, match="lags"):
-        plot_forecast(fitted, movies[0], lags=fitted.lags + 1)
+    with pytest.raises(TypeError, match="lags"):
+        plot_forecast_from_estimator(fitted, movies[0], lags=fitted.lags + 1)
 
 
 @pytest.mark.parametrize(
@@ -375,7 +389,7 @@ def test_history_two_stage_without_forecast_and_nonpositive_values():
 
 
 def test_history_of_fitted_estimator(fitted):
-    fig = plot_history(fitted)
+    fig = plot_history_from_estimator(fitted)
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.lines]
     assert labels[:3] == ["loss", "reconstruction", "forecast"]

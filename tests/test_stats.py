@@ -191,9 +191,9 @@ def test_n_jobs_gives_identical_results(monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n_permutations=0), "n_permutations must be an integer >= 1, got 0"),
-        (dict(n_permutations=10.5), "n_permutations must be an integer >= 1"),
-        (dict(n_permutations=True), "n_permutations must be an integer >= 1"),
+        (dict(n_permutations=0), "n_permutations.*must be an int in the range \\[1, inf\\)\\. Got 0"),
+        (dict(n_permutations=10.5), "n_permutations.*must be an int"),
+        (dict(n_permutations=True), "n_permutations.*must be an int"),
     ],
 )
 def test_permutation_test_rejects_bad_n_permutations(kwargs, match):
@@ -293,7 +293,7 @@ def test_compare_latents_handles_runs_of_different_lengths_and_lags():
     ],
 )
 def test_blocking_rule_uses_fewest_blocks_that_can_reach_005(n_a, n_b, expected):
-    assert stats._choose_n_blocks([1000] * n_a, [1000] * n_b, 1000, 50) == expected
+    assert stats.choose_n_blocks([1000] * n_a, [1000] * n_b, 1000, 50) == expected
     if expected > 1:
         assert stats._min_pvalue(expected * n_a, expected * n_b, 1000) <= 0.05
         assert stats._min_pvalue((expected - 1) * n_a, (expected - 1) * n_b, 1000) > 0.05

@@ -43,3 +43,117 @@ def test_batches_hold_equal_lengths_and_cover_every_sequence_once():
 def test_batch_size_is_respected(batch_size):
     batches = make_batches([4] * 7, batch_size, np.random.RandomState(1))
     assert max(len(b) for b in batches) == min(batch_size, 7)
+
+
+# ------------------------------------------------------------------------- train, called directly
+import functools  # noqa: E402
+
+from skvarae.network import ConvDecoder, ConvEncoder  # noqa: E402
+from skvarae.training import end_to_end_loss, train, two_stage_loss  # noqa: E402
+from skvarae.var import fit_var, forecast_var  # noqa: E402
+
+NET = dict(latent_channels=1, max_latent_side=2, base_channels=2)
+
+
+def _networks(seed=0):
+    torch.manual_seed(seed)
+    return ConvEncoder((6, 5), **NET), ConvDecoder((6, 5), **NET)
+
+
+def _sequences(n=4, length=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(length, 6, 5, generator=g) for _ in range(n)]
+
+
+def _train(loss, seed=0, **kwargs):
+    encoder, decoder = _networks(seed)
+    options = dict(max_epochs=3, learning_rate=1e-2, batch_size=2, tol=0.0, n_iter_no_change=10,
+                   rng=np.random.RandomState(seed), device=torch.device("cpu"))
+    options.update(kwargs)
+    history, best = train(encoder, decoder, _sequences(), loss=loss, **options)
+    return encoder, decoder, history, best
+
+
+def _reference_end_to_end(encoder, decoder, frames, *, alpha, lags, forecast_weight=1.0,
+                          reconstruction_weight=1.0):
+    """The loss exactly as written before ``train`` took ``loss=`` (sequence_loss, end_to_end)."""
+    n, t = frames.shape[:2]
+    latents = encoder(frames.flatten(0, 1)).unflatten(0, (n, t))
+    reconstruction = torch.mean((decoder(latents.flatten(0, 1)).unflatten(0, (n, t)) - frames) ** 2)
+    coef, intercept = fit_var(latents, alpha, lags)
+    forecast_latents = forecast_var(latents, coef, intercept)
+    forecast_frames = decoder(forecast_latents.flatten(0, 1)).unflatten(0, (n, t - lags))
+    forecast = torch.mean((forecast_frames - frames[:, lags:]) ** 2)
+    return {"reconstruction": reconstruction, "forecast": forecast,
+            "loss": forecast_weight * forecast + reconstruction_weight * reconstruction}
+
+
+def test_end_to_end_loss_trains_bit_for_bit_like_the_reference_loss():
+    options = dict(alpha=0.05, lags=2, forecast_weight=0.7, reconstruction_weight=1.3)
+    got = _train(functools.partial(end_to_end_loss, **options))
+    expected = _train(functools.partial(_reference_end_to_end, **options))
+    for key in ("loss", "reconstruction", "forecast"):
+        assert [h[key] for h in got[2]] == [h[key] for h in expected[2]]
+    for module, reference in zip(got[:2], expected[:2]):
+        for (name, a), (_, b) in zip(module.state_dict().items(), reference.state_dict().items()):
+            assert torch.equal(a, b), name
+
+
+def test_two_stage_loss_is_reconstruction_only():
+    encoder, decoder = _networks()
+    frames = torch.stack(_sequences(2))
+    losses = two_stage_loss(encoder, decoder, frames)
+    assert set(losses) == {"loss", "reconstruction"} and losses["loss"] is losses["reconstruction"]
+    _, _, history, _ = _train(two_stage_loss)
+    assert set(history[0]) == {"loss", "reconstruction", "epoch", "duration"}
+
+
+def test_train_records_whatever_terms_a_custom_loss_returns():
+    calls = []
+
+    def custom(encoder, decoder, frames):
+        calls.append(tuple(frames.shape))
+        out = two_stage_loss(encoder, decoder, frames)
+        return {**out, "extra": out["loss"].detach() * 0 + 7.0}
+
+    _, _, history, best = _train(custom, max_epochs=2)
+    assert calls and all(shape[1:] == (12, 6, 5) for shape in calls)
+    assert [h["extra"] for h in history] == [7.0, 7.0] and best in (1, 2)
+
+
+def test_train_stops_on_a_floating_point_error_from_the_loss_and_restores_the_best_weights():
+    epochs = {"n": 0}
+
+    def diverging(encoder, decoder, frames):
+        out = two_stage_loss(encoder, decoder, frames)
+        epochs["n"] += 1
+        if epochs["n"] > 4:  # two batches per epoch: epoch 3 fails
+            raise FloatingPointError("The latents became NaN, infinite or too large")
+        return out
+
+    encoder, decoder = _networks()
+    snapshots = []
+    original = two_stage_loss
+
+    def recording(encoder, decoder, frames):
+        snapshots.append({k: v.clone() for k, v in encoder.state_dict().items()})
+        return diverging(encoder, decoder, frames)
+
+    with pytest.raises(FloatingPointError, match="epoch 3.*learning_rate"):
+        train(encoder, decoder, _sequences(), loss=recording, max_epochs=5, learning_rate=1e-2,
+              batch_size=2, tol=0.0, n_iter_no_change=10, rng=np.random.RandomState(0),
+              device=torch.device("cpu"))
+    assert original is two_stage_loss
+    # Restored: the weights at the end of epoch 1 or 2 (seen at the first batch of the next
+    # epoch: calls 3 and 5), not weights from the failed epoch 3.
+    state = encoder.state_dict()
+    ends = [snapshots[2], snapshots[4]]
+    assert any(all(torch.equal(state[k], end[k]) for k in state) for end in ends)
+
+
+def test_end_to_end_loss_refuses_non_finite_latents_with_a_floating_point_error():
+    encoder, decoder = _networks()
+    with torch.no_grad():
+        next(encoder.parameters()).fill_(float("inf"))
+    with pytest.raises(FloatingPointError, match="latents"):
+        end_to_end_loss(encoder, decoder, torch.stack(_sequences(2)), alpha=0.1, lags=1)
