@@ -14,20 +14,15 @@ the contribution map among cell pixels was best for tiles of 8 pixels, the diame
 """
 
 import math
-import numbers
+
+from ._validation import check_frame_shape, check_real
 
 __all__ = ["tile_side_for_cells", "max_latent_side_for_cells"]
 
 
-def _check_radius(cell_radius):
-    if (
-        isinstance(cell_radius, bool)
-        or not isinstance(cell_radius, numbers.Real)
-        or not math.isfinite(cell_radius)
-        or cell_radius <= 0
-    ):
-        raise ValueError(f"cell_radius must be a positive number of pixels, got {cell_radius!r}.")
-    return float(cell_radius)
+def _check_radius(cell_radius, caller_name):
+    return check_real(cell_radius, "cell_radius", min_val=0.0, closed="neither",
+                      caller_name=caller_name)
 
 
 def tile_side_for_cells(cell_radius):
@@ -48,7 +43,7 @@ def tile_side_for_cells(cell_radius):
     >>> tile_side_for_cells(3.0), tile_side_for_cells(4.0), tile_side_for_cells(5.0)
     (8, 8, 16)
     """
-    diameter = 2.0 * _check_radius(cell_radius)
+    diameter = 2.0 * _check_radius(cell_radius, "tile_side_for_cells")
     return 2 ** max(1, math.ceil(math.log2(diameter) - 1e-9))
 
 
@@ -74,7 +69,8 @@ def max_latent_side_for_cells(frame_shape, cell_radius=4.0):
     Raises
     ------
     ValueError
-        If ``frame_shape`` is not two positive integers or ``cell_radius`` is not positive.
+        If ``frame_shape`` is not two positive integers or ``cell_radius`` is not a positive
+        number (``InvalidParameterError``, a ``ValueError``).
 
     Examples
     --------
@@ -86,17 +82,7 @@ def max_latent_side_for_cells(frame_shape, cell_radius=4.0):
     >>> latent_geometry((40, 40), max_latent_side_for_cells((40, 40), cell_radius=3.0))[2]
     (5, 5)
     """
-    if (
-        isinstance(frame_shape, (str, bytes))
-        or not hasattr(frame_shape, "__len__")
-        or len(frame_shape) != 2
-        or not all(
-            isinstance(side, numbers.Integral) and not isinstance(side, bool) and side > 0
-            for side in frame_shape
-        )
-    ):
-        raise ValueError(
-            f"frame_shape must be two positive integers (height, width), got {frame_shape!r}."
-        )
+    frame_shape = check_frame_shape(frame_shape)
+    _check_radius(cell_radius, "max_latent_side_for_cells")
     tile = tile_side_for_cells(cell_radius)
     return max(1, math.ceil(max(frame_shape) / tile))
