@@ -69,6 +69,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_integer, check_model_runs, check_params
+from .baseline import RunningDeviation
 from .io import iter_frame_batches
 from .stats import MapPermutationTestResult, permutation_test_maps
 
@@ -346,17 +347,23 @@ def _maps_on(estimator, runs, kind="driving"):
     """Per-run maps of runs under a fitted model, each run's VAR refitted on its latents.
 
     Reads the model's public attributes only: ``transform``, ``encoder_``, ``offset_``,
-    ``scale_``, ``mean_frame_``, ``latent_shape_`` and ``lags``.
+    ``scale_``, ``mean_frame_``, ``latent_shape_``, ``lags``, ``skip_connection`` and the running
+    baseline's parameters.
     """
     d = int(np.prod(estimator.latent_shape_))
     coef = estimator.transform(runs).reshape(len(runs), estimator.lags, d, d)
+    reference = estimator.mean_frame_
+    if getattr(estimator, "baseline", "mean") == "running" and estimator.skip_connection:
+        # The network sees each frame's deviation from its running baseline (offset_ = 0).
+        runs = [RunningDeviation(run, estimator.baseline_time_constant) for run in runs]
+        reference = estimator.offset_
     return contribution_maps(
         estimator.encoder_,
         runs,
         coef,
         offset=estimator.offset_,
         scale=estimator.scale_,
-        baseline=estimator.mean_frame_,
+        baseline=reference,
         kind=kind,
     )
 

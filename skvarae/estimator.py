@@ -15,6 +15,7 @@ import sklearn
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_is_fitted
 
 from . import contribution, stats
@@ -29,9 +30,10 @@ from ._validation import (
     resolve_device,
     validate_params,
 )
+from .baseline import RunningDeviation
 from .io import check_runs, iter_frame_batches
 from .network import ConvDecoder, ConvEncoder
-from .training import Windows, end_to_end_loss, train, two_stage_loss
+from .training import HeldOutTails, Windows, end_to_end_loss, train, two_stage_loss
 from .var import fit_var, forecast_var
 
 __all__ = ["SparseVARAutoencoder", "FITTED_ATTRIBUTES", "held_out_split"]
@@ -101,6 +103,36 @@ def held_out_split(n_frames):
     """
     n_test = max(2, int(n_frames) // 4)
     return int(n_frames) - n_test, n_test
+
+
+#: Values (frames x pixels) of the frame sample that initialises the linear path: 128 MiB of
+#: float32 at most, e.g. every frame of 8 runs of 200 frames of 64 x 64, 128 frames of 512 x 512.
+_PCA_SAMPLE_VALUES = 2**25
+
+
+def _principal_components(sequences, n_components, rng):
+    """First principal directions of the standardised training frames, (n_components, H * W).
+
+    Fitted on an evenly spaced sample of the training frames (all of them when they fit in
+    ``_PCA_SAMPLE_VALUES`` values) by scikit-learn's randomized PCA. When there are fewer
+    frames (or pixels) than components, the remaining rows are zero.
+    """
+    n_pixels = int(np.prod(sequences.runs[0].shape[1:]))
+    n_frames = sum(sequences.lengths)
+    budget = max(2 * n_components, _PCA_SAMPLE_VALUES // n_pixels)
+    stride = max(1, -(-n_frames // budget))
+    sample = np.concatenate(
+        [sequences[i][::stride].reshape(-1, n_pixels).numpy() for i in range(len(sequences))]
+    )
+    n_fitted = min(n_components, *sample.shape)
+    components = np.zeros((n_components, n_pixels), dtype=np.float32)
+    pca = PCA(
+        n_fitted,
+        svd_solver="full" if min(sample.shape) <= 500 else "randomized",
+        random_state=rng.randint(np.iinfo(np.int32).max),
+    )
+    components[:n_fitted] = pca.fit(sample).components_
+    return components
 
 
 def _same_shape_or_list(arrays):
@@ -240,6 +272,10 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         "base_channels": [Integer(1, None)],
         "training": [StrOptions({"end_to_end", "two_stage"})],
         "skip_connection": ["boolean"],
+        "baseline": [StrOptions({"running", "mean"})],
+        "baseline_time_constant": [Integer(1, None)],
+        "linear_path": ["boolean"],
+        "validation_fraction": [Real(0, 0.5, closed="left")],
         "forecast_weight": [Real(0, None, closed="left")],
         "reconstruction_weight": [Real(0, None, closed="left")],
         "max_epochs": [Integer(1, None)],
@@ -264,12 +300,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         base_channels=8,
         training="end_to_end",
         skip_connection=True,
+        baseline="running",
+        baseline_time_constant=50,
+        linear_path=True,
         forecast_weight=1.0,
         reconstruction_weight=1.0,
         max_epochs=100,
         learning_rate=1e-3,
-        batch_size=8,
-        window=128,
+        batch_size=4,
+        window=64,
+        validation_fraction=0.1,
         tol=1e-4,
         n_iter_no_change=10,
         device="auto",
@@ -284,6 +324,10 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         self.base_channels = base_channels
         self.training = training
         self.skip_connection = skip_connection
+        self.baseline = baseline
+        self.baseline_time_constant = baseline_time_constant
+        self.linear_path = linear_path
+        self.validation_fraction = validation_fraction
         self.forecast_weight = forecast_weight
         self.reconstruction_weight = reconstruction_weight
         self.max_epochs = max_epochs
@@ -325,14 +369,22 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         frame_shape = runs[0].shape[1:]
 
-        mean_frame, scale = self._frame_statistics(runs)
-        offset = _offset(mean_frame, self.skip_connection)
-        sequences = Windows(runs, self.window, offset, scale)
+        mean_frame = self._mean_frame(runs)
+        offset = self._network_offset(mean_frame)
+        inputs = self._network_inputs(runs)
+        scale = self._scale(inputs, offset)
+        n_train = [len(run) - int(round(self.validation_fraction * len(run))) for run in runs]
+        sequences = Windows(inputs, self.window, offset, scale, n_frames=n_train)
+        validation = self._validation(sequences, n_train)
 
         seed = int(rng.randint(np.iinfo(np.int32).max))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             encoder, decoder = self._build_network(frame_shape)
+            if self.linear_path:
+                components = _principal_components(sequences, encoder.n_latent, rng)
+                encoder.init_linear_path(components)
+                decoder.init_linear_path(components)
         encoder.to(device)
         decoder.to(device)
         history, best_epoch = train(
@@ -340,6 +392,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             decoder,
             sequences,
             loss=self._loss(),
+            validation=validation,
             max_epochs=self.max_epochs,
             learning_rate=self.learning_rate,
             batch_size=self.batch_size,
@@ -370,7 +423,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         state["coef_"] = np.stack(coefs)
         state["intercept_"] = np.stack(intercepts)
         state["contribution_maps_"] = contribution.contribution_maps(
-            encoder, runs, state["coef_"], offset=offset, scale=scale, baseline=mean_frame
+            encoder, inputs, state["coef_"], offset=offset, scale=scale,
+            baseline=offset if self._running_baseline() else mean_frame,
         )
         self._set_fitted_state(state)
         return self
@@ -397,21 +451,42 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             reconstruction_weight=self.reconstruction_weight,
         )
 
-    def _frame_statistics(self, runs):
-        """Mean frame over all frames of all runs, and the scale of what the network models."""
+    def _running_baseline(self):
+        """Whether frames are measured from a running baseline (see :mod:`skvarae.baseline`)."""
+        return self.baseline == "running" and self.skip_connection
+
+    def _network_offset(self, mean_frame):
+        """What the network's input is measured from (``offset_``), in the input's units."""
+        if self._running_baseline():
+            return np.zeros_like(mean_frame)
+        return _offset(mean_frame, self.skip_connection)
+
+    def _network_inputs(self, runs):
+        """The runs as the network sees them before ``- offset_`` and ``/ scale_`` (lazy)."""
+        if self._running_baseline():
+            return [RunningDeviation(run, self.baseline_time_constant) for run in runs]
+        return runs
+
+    def _mean_frame(self, runs):
+        """Mean over all frames of all runs, float32 (height, width)."""
         total, n_frames = 0.0, 0
         chunk = _frames_per_chunk(runs[0].shape[1:])
         for run in runs:
             for batch in iter_frame_batches(run, chunk):
                 total = total + batch.sum(axis=0, dtype=np.float64)
                 n_frames += len(batch)
-        mean_frame = total / n_frames
-        offset = mean_frame if self.skip_connection else mean_frame.mean()
-        squares = 0.0
-        for run in runs:
-            for batch in iter_frame_batches(run, chunk):
-                squares += float(np.sum((batch - offset) ** 2, dtype=np.float64))
-        scale = float(np.sqrt(squares / (n_frames * mean_frame.size)))
+        return (total / n_frames).astype(np.float32)
+
+    def _scale(self, inputs, offset):
+        """Root mean square of what the network models, ``inputs - offset``, over all frames."""
+        squares, n_values = 0.0, 0
+        chunk = _frames_per_chunk(inputs[0].shape[1:])
+        offset = np.asarray(offset, dtype=np.float64)
+        for run in inputs:
+            for batch in iter_frame_batches(run, chunk, dtype=np.float64):
+                squares += float(np.sum((batch - offset) ** 2))
+                n_values += batch.size
+        scale = float(np.sqrt(squares / n_values))
         if not np.isfinite(scale):
             raise ValueError(
                 "The training movie is too large in magnitude for float32 computations "
@@ -425,13 +500,39 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
                 stacklevel=3,
             )
             scale = 1.0
-        return mean_frame.astype(np.float32), scale
+        return scale
+
+    def _validation(self, sequences, n_train):
+        """Held-out tails of the training runs for early stopping, or None."""
+        if self.validation_fraction == 0:
+            return None
+        held_out = HeldOutTails(
+            sequences,
+            n_train,
+            context=self.window,
+            alpha=self.alpha,
+            lags=int(self.lags),
+            forecast_weight=0.0 if self.training == "two_stage" else self.forecast_weight,
+            reconstruction_weight=(
+                1.0 if self.training == "two_stage" else self.reconstruction_weight
+            ),
+        )
+        if len(held_out) == 0:
+            warnings.warn(
+                f"validation_fraction={self.validation_fraction} leaves no run with a held-out "
+                "tail of at least 2 frames; early stopping monitors the training loss.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return None
+        return held_out
 
     def _build_network(self, frame_shape):
         kwargs = dict(
             latent_channels=self.latent_channels,
             max_latent_side=self.max_latent_side,
             base_channels=self.base_channels,
+            linear_path=self.linear_path,
         )
         return ConvEncoder(frame_shape, **kwargs), ConvDecoder(frame_shape, **kwargs)
 
@@ -448,9 +549,10 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     def _encode_run(self, run):
         """Latents of one run as a float64 CPU tensor of shape (n_frames, d)."""
         offset, device = self.offset_, torch.device(self.device_)
+        (inputs,) = self._network_inputs([run])
         latents = [
             self.encoder_(torch.from_numpy((batch - offset) / self.scale_).float().to(device))
-            for batch in iter_frame_batches(run, _frames_per_chunk(self.frame_shape_))
+            for batch in iter_frame_batches(inputs, _frames_per_chunk(self.frame_shape_))
         ]
         return torch.cat(latents).double().cpu()
 
@@ -580,7 +682,18 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     def _forecast_run(self, run):
         latents = self._encode_run(run)
         coef, intercept = fit_var(latents, self.alpha, self.lags)
-        return self._decode_tensor(forecast_var(latents, coef, intercept))
+        forecast = self._decode_tensor(forecast_var(latents, coef, intercept))
+        return forecast + self._baselines(run, self.lags, len(run))
+
+    def _baselines(self, run, start, stop):
+        """What is added to decoded frames ``start:stop`` of a run besides ``offset_``.
+
+        The running baseline before each frame (float32, (stop - start, H, W)), or 0.
+        """
+        if not self._running_baseline():
+            return np.float32(0)
+        (inputs,) = self._network_inputs([run])
+        return inputs.block(start, stop)[1].astype(np.float32)
 
     def score(self, X, y=None):
         """Held-out one-step forecast R² of the dynamic part, averaged over runs.
@@ -618,7 +731,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         latents = self._encode_run(run)
         coef, intercept = fit_var(latents[:n_fit], self.alpha, self.lags)
         forecast = forecast_var(latents[n_fit - self.lags :], coef, intercept)
-        predicted = (self._decode_tensor(forecast) - self.mean_frame_).reshape(n_test, -1)
+        predicted = self._decode_tensor(forecast) + self._baselines(run, n_fit, len(run))
+        predicted = (predicted - self.mean_frame_).reshape(n_test, -1)
         observed = np.asarray(run[n_fit:], dtype=np.float64) - self.mean_frame_
         observed = observed.reshape(n_test, -1)
         # Variance-weighted R² over pixels (as r2_score(..., "variance_weighted")).

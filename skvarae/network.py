@@ -159,9 +159,10 @@ class _Geometry(nn.Module):
 
     def __init__(
         self, frame_shape, *, latent_channels, max_latent_side, base_channels, max_channels,
-        kernel_size,
+        kernel_size, linear_path=False,
     ):
         super().__init__()
+        self.linear_path = bool(linear_path)
         self.frame_shape = check_frame_shape(frame_shape)
         self.latent_channels = check_integer(latent_channels, "latent_channels", min_val=1)
         self.max_latent_side = check_integer(max_latent_side, "max_latent_side", min_val=1)
@@ -178,8 +179,20 @@ class _Geometry(nn.Module):
     def extra_repr(self):
         return (
             f"frame_shape={self.frame_shape}, padded_shape={self.padded_shape}, "
-            f"latent_shape={self.latent_shape}"
+            f"latent_shape={self.latent_shape}, linear_path={self.linear_path}"
         )
+
+    def _check_components(self, components):
+        n_pixels = self.frame_shape[0] * self.frame_shape[1]
+        components = torch.as_tensor(components)
+        if components.shape != (self.n_latent, n_pixels):
+            raise ValueError(
+                f"components must have shape (n_latent, height * width) = "
+                f"({self.n_latent}, {n_pixels}), got {tuple(components.shape)}."
+            )
+        if not self.linear_path:
+            raise ValueError("This network was built with linear_path=False.")
+        return components
 
 
 class ConvEncoder(_Geometry):
@@ -243,12 +256,16 @@ class ConvEncoder(_Geometry):
 
     def __init__(
         self, frame_shape, *, latent_channels=2, max_latent_side=4, base_channels=8,
-        max_channels=64, kernel_size=3,
+        max_channels=64, kernel_size=3, linear_path=False,
     ):
         super().__init__(
             frame_shape, latent_channels=latent_channels, max_latent_side=max_latent_side,
             base_channels=base_channels, max_channels=max_channels, kernel_size=kernel_size,
+            linear_path=linear_path,
         )
+        if self.linear_path:
+            n_pixels = self.frame_shape[0] * self.frame_shape[1]
+            self.linear = nn.Linear(n_pixels, self.n_latent, bias=False)
         layers = []
         in_channels = 1
         for out_channels in self.channels:
@@ -282,7 +299,29 @@ class ConvEncoder(_Geometry):
                 f"{self.frame_shape[1]}), got {tuple(frames.shape)}."
             )
         images = _pad_replicate(frames[:, None], self.padded_shape)
-        return self.layers(images).flatten(start_dim=1)
+        latents = self.layers(images).flatten(start_dim=1)
+        if self.linear_path:
+            latents = latents + self.linear(frames.flatten(start_dim=1))
+        return latents
+
+    @torch.no_grad()
+    def init_linear_path(self, components):
+        """Start from a linear encoder: ``z = components @ x`` plus a zero convolutional part.
+
+        Sets the linear path's weights to ``components`` and the last (1 x 1) convolution to
+        zero, so that the encoder computes exactly ``components @ x.ravel()`` until training
+        moves it. With the first principal components of the training frames, the model starts
+        as PCA and the convolutions learn what PCA misses.
+
+        Parameters
+        ----------
+        components : array-like of shape (n_latent, height * width)
+            Rows are the latent directions in pixel space (C order).
+        """
+        components = self._check_components(components)
+        self.linear.weight.copy_(components)
+        self.layers[-1].weight.zero_()
+        self.layers[-1].bias.zero_()
 
 
 class ConvDecoder(_Geometry):
@@ -332,12 +371,16 @@ class ConvDecoder(_Geometry):
 
     def __init__(
         self, frame_shape, *, latent_channels=2, max_latent_side=4, base_channels=8,
-        max_channels=64, kernel_size=3,
+        max_channels=64, kernel_size=3, linear_path=False,
     ):
         super().__init__(
             frame_shape, latent_channels=latent_channels, max_latent_side=max_latent_side,
             base_channels=base_channels, max_channels=max_channels, kernel_size=kernel_size,
+            linear_path=linear_path,
         )
+        if self.linear_path:
+            n_pixels = self.frame_shape[0] * self.frame_shape[1]
+            self.linear = nn.Linear(self.n_latent, n_pixels, bias=False)
         padding = self.kernel_size // 2
         self.stem = nn.Sequential(nn.Conv2d(self.latent_channels, self.channels[-1], 1), nn.GELU())
         # Block i undoes encoder layer i: channels[i] -> channels[i - 1] (channels[0] at the end).
@@ -375,4 +418,24 @@ class ConvDecoder(_Geometry):
             images = block(_upsample_nearest2x(images))
         images = self.head(images)
         height, width = self.frame_shape
-        return images[:, 0, :height, :width]
+        frames = images[:, 0, :height, :width]
+        if self.linear_path:
+            frames = frames + self.linear(latents).unflatten(1, (height, width))
+        return frames
+
+    @torch.no_grad()
+    def init_linear_path(self, components):
+        """Start from a linear decoder: ``x = components.T @ z`` plus a zero convolutional part.
+
+        Sets the linear path's weights to ``components.T`` and the last convolution to zero
+        (see :meth:`ConvEncoder.init_linear_path`).
+
+        Parameters
+        ----------
+        components : array-like of shape (n_latent, height * width)
+            Rows are the latent directions in pixel space (C order).
+        """
+        components = self._check_components(components)
+        self.linear.weight.copy_(components.T)
+        self.head.weight.zero_()
+        self.head.bias.zero_()

@@ -32,6 +32,7 @@ from .var import fit_var, forecast_var
 
 __all__ = [
     "Windows",
+    "HeldOutTails",
     "end_to_end_loss",
     "two_stage_loss",
     "sequence_loss",
@@ -191,20 +192,26 @@ class Windows:
         Subtracted from every frame.
     scale : float
         Frames are divided by this after subtracting ``offset``.
+    n_frames : list of int, optional
+        Use only the first ``n_frames[r]`` frames of run ``r`` (e.g. to hold out the rest for
+        validation); all frames by default.
     """
 
-    def __init__(self, runs, window, offset, scale):
+    def __init__(self, runs, window, offset, scale, n_frames=None):
         self.runs, self.offset, self.scale = runs, offset, scale
         self.spans = []  # (run index, first frame, number of frames)
         for index, run in enumerate(runs):
-            n_frames = len(run)
-            if window is None or n_frames <= window:
-                self.spans.append((index, 0, n_frames))
-                continue
-            starts = list(range(0, n_frames - window + 1, window))
-            if starts[-1] + window < n_frames:
-                starts.append(n_frames - window)
-            self.spans.extend((index, start, window) for start in starts)
+            n_frames_run = len(run) if n_frames is None else int(n_frames[index])
+            self._add_spans(index, n_frames_run, window)
+
+    def _add_spans(self, index, n_frames, window):
+        if window is None or n_frames <= window:
+            self.spans.append((index, 0, n_frames))
+            return
+        starts = list(range(0, n_frames - window + 1, window))
+        if starts[-1] + window < n_frames:
+            starts.append(n_frames - window)
+        self.spans.extend((index, start, window) for start in starts)
 
     def __len__(self):
         return len(self.spans)
@@ -217,8 +224,76 @@ class Windows:
     def __getitem__(self, i):
         """Window ``i`` as a float32 tensor of shape (length, H, W), standardised."""
         index, start, length = self.spans[i]
-        frames = np.asarray(self.runs[index][start : start + length], dtype=np.float32)
+        return self.frames(index, start, start + length)
+
+    def frames(self, index, start, stop):
+        """Frames ``start:stop`` of run ``index``, standardised, as a float32 tensor."""
+        frames = np.asarray(self.runs[index][start:stop], dtype=np.float32)
         return torch.from_numpy((frames - self.offset) / np.float32(self.scale))
+
+
+class HeldOutTails:
+    """Validation loss on the last frames of each training run, forecast as ``score`` does.
+
+    For each run with a held-out tail, the latents of the ``context`` frames before the tail fit
+    the VAR (as one training window does), the tail is forecast one step ahead from the observed
+    frames before each of its frames, and the forecast and the reconstruction of the tail are
+    compared with the truth. Training never sees the tails (:class:`Windows` with ``n_frames``),
+    so this measures what early stopping should: how well the model forecasts frames it was not
+    trained on.
+
+    Parameters
+    ----------
+    sequences : Windows
+        Standardised runs (their ``runs``, ``offset`` and ``scale`` are used).
+    n_train : list of int
+        Frames of each run used for training; the rest is the tail. Runs with fewer than
+        ``lags + 2`` training frames or fewer than 2 tail frames are skipped.
+    context : int or None
+        Frames before the tail that fit the VAR (all training frames when ``None``).
+    alpha, lags : float, int
+        The VAR fit, as in training.
+    forecast_weight, reconstruction_weight : float
+        Weights of the two terms; ``forecast_weight=0`` for two-stage training (no VAR).
+    """
+
+    def __init__(
+        self, sequences, n_train, *, context, alpha, lags, forecast_weight=1.0,
+        reconstruction_weight=1.0,
+    ):
+        self.sequences, self.alpha, self.lags = sequences, alpha, lags
+        self.forecast_weight, self.reconstruction_weight = forecast_weight, reconstruction_weight
+        self.spans = []  # (run index, first context frame, first tail frame, end)
+        for index, (run, n_fit) in enumerate(zip(sequences.runs, n_train)):
+            if n_fit >= lags + 2 and len(run) - n_fit >= 2:
+                first = 0 if context is None else max(0, n_fit - context)
+                self.spans.append((index, first, n_fit, len(run)))
+
+    def __len__(self):
+        return len(self.spans)
+
+    @torch.no_grad()
+    def __call__(self, encoder, decoder, device):
+        """Mean validation losses over the tails: dict with ``loss`` and its terms."""
+        totals = {"forecast": 0.0, "reconstruction": 0.0}
+        for index, first, n_fit, stop in self.spans:
+            frames = self.sequences.frames(index, first, stop).to(device)
+            latents = encoder(frames)
+            tail = frames[n_fit - first :]
+            reconstruction = torch.mean((decoder(latents[n_fit - first :]) - tail) ** 2)
+            totals["reconstruction"] += reconstruction.item()
+            if self.forecast_weight > 0:
+                fit = latents[: n_fit - first].double()
+                coef, intercept = fit_var(fit, self.alpha, self.lags)
+                forecast = forecast_var(latents[n_fit - first - self.lags :].double(), coef, intercept)
+                error = torch.mean((decoder(forecast.to(latents.dtype)) - tail) ** 2)
+                totals["forecast"] += error.item()
+        losses = {name: total / len(self.spans) for name, total in totals.items()}
+        losses["loss"] = (
+            self.forecast_weight * losses["forecast"]
+            + self.reconstruction_weight * losses["reconstruction"]
+        )
+        return losses
 
 
 def make_batches(lengths, batch_size, rng):
@@ -262,13 +337,16 @@ def train(
     n_iter_no_change,
     rng,
     device,
+    validation=None,
     verbose=0,
 ):
-    """Train encoder and decoder with Adam and early stopping on the epoch loss.
+    """Train encoder and decoder with Adam and early stopping.
 
-    Training stops after ``max_epochs`` epochs, or earlier when the mean epoch loss has not
-    improved by at least ``tol`` for ``n_iter_no_change`` consecutive epochs. The weights of the
-    best epoch are restored in place.
+    Training stops after ``max_epochs`` epochs, or earlier when the monitored loss has not
+    improved by at least ``tol`` for ``n_iter_no_change`` consecutive epochs. The monitored loss
+    is the validation loss when ``validation`` is given (measured before training too, as
+    epoch 0, so that training can never return worse weights than it started from), else the
+    mean training loss of the epoch. The weights of the best epoch are restored in place.
 
     Parameters
     ----------
@@ -287,15 +365,21 @@ def train(
     rng : numpy.random.RandomState
         Shuffles the batches.
     device : torch.device
+    validation : callable, optional
+        ``validation(encoder, decoder, device)`` returning a dict with ``"loss"`` (e.g.
+        :class:`HeldOutTails`); evaluated without gradients after every epoch and before the
+        first. Its entries are recorded in ``history`` as ``validation_<name>``.
     verbose : int
         Show a progress bar with the loss when > 0.
 
     Returns
     -------
     history : list of dict
-        Per epoch: ``epoch``, ``loss``, the loss terms, and ``duration`` in seconds.
+        Per epoch: ``epoch``, ``loss``, the loss terms, the validation losses when
+        ``validation`` is given, and ``duration`` in seconds.
     best_epoch : int
-        The (1-based) epoch whose weights were restored.
+        The (1-based) epoch whose weights were restored; 0 when no epoch improved on the
+        starting weights (only possible with ``validation``).
 
     Raises
     ------
@@ -315,6 +399,18 @@ def train(
             encoder.load_state_dict(best_state[0])
             decoder.load_state_dict(best_state[1])
 
+    def validate():
+        encoder.eval()
+        decoder.eval()
+        losses = validation(encoder, decoder, device)
+        encoder.train()
+        decoder.train()
+        return {f"validation_{name}": value for name, value in losses.items()}
+
+    if validation is not None:
+        best_loss = validate()["validation_loss"]
+        best_state = (copy.deepcopy(encoder.state_dict()), copy.deepcopy(decoder.state_dict()))
+        logger.debug("epoch 0: validation loss %.6g", best_loss)
     lengths = getattr(sequences, "lengths", None) or [len(s) for s in sequences]
     encoder.train()
     decoder.train()
@@ -344,17 +440,21 @@ def train(
                 totals[name] = totals.get(name, 0.0) + value.item() * len(batch)
             n_sequences += len(batch)
         record = {name: total / n_sequences for name, total in totals.items()}
+        monitored = record["loss"]
+        if validation is not None:
+            record.update(validate())
+            monitored = record["validation_loss"]
         record.update(epoch=epoch, duration=time.perf_counter() - start)
         history.append(record)
-        progress.set_postfix(loss=f"{record['loss']:.4g}")
+        progress.set_postfix(loss=f"{monitored:.4g}")
         logger.debug("epoch %d: %s", epoch, record)
 
-        if record["loss"] < best_loss - tol:
+        if monitored < best_loss - tol:
             epochs_without_improvement = 0
         else:
             epochs_without_improvement += 1
-        if record["loss"] < best_loss:
-            best_loss, best_epoch = record["loss"], epoch
+        if monitored < best_loss:
+            best_loss, best_epoch = monitored, epoch
             best_state = (copy.deepcopy(encoder.state_dict()), copy.deepcopy(decoder.state_dict()))
         if epochs_without_improvement >= n_iter_no_change:
             logger.info("stopping early at epoch %d: no improvement above tol", epoch)

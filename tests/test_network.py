@@ -324,3 +324,41 @@ def test_upsampling_gradcheck_and_double_backward():
     images = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(_upsample_nearest2x, (images,))
     assert torch.autograd.gradgradcheck(lambda x: _upsample_nearest2x(x) ** 2, (images,))
+
+
+# ------------------------------------------------------------------ the linear path
+@pytest.mark.parametrize("frame_shape", [(8, 8), (5, 7)])
+def test_linear_path_initialised_from_components_is_exactly_linear(frame_shape):
+    """After init_linear_path, encoder and decoder are the linear maps W and Wᵀ (PCA's)."""
+    torch.manual_seed(0)
+    encoder = ConvEncoder(frame_shape, linear_path=True)
+    decoder = ConvDecoder(frame_shape, linear_path=True)
+    n_pixels = frame_shape[0] * frame_shape[1]
+    components = torch.linalg.qr(torch.randn(n_pixels, encoder.n_latent))[0].T[: encoder.n_latent]
+    if components.shape[0] < encoder.n_latent:  # more latents than pixels: pad with zeros
+        components = torch.cat(
+            [components, torch.zeros(encoder.n_latent - components.shape[0], n_pixels)]
+        )
+    encoder.init_linear_path(components)
+    decoder.init_linear_path(components)
+    frames = torch.randn(6, *frame_shape)
+    z = encoder(frames)
+    torch.testing.assert_close(z, frames.flatten(1) @ components.T)
+    torch.testing.assert_close(decoder(z), (z @ components).unflatten(1, frame_shape))
+
+
+def test_linear_path_trains_both_parts():
+    encoder = ConvEncoder((8, 8), linear_path=True)
+    components = torch.eye(64)[: encoder.n_latent]
+    encoder.init_linear_path(components)
+    encoder(torch.randn(3, 8, 8)).pow(2).sum().backward()
+    assert encoder.linear.weight.grad.abs().sum() > 0
+    assert encoder.layers[-1].weight.grad.abs().sum() > 0  # the zeroed layer still learns
+
+
+def test_init_linear_path_checks_its_input():
+    encoder = ConvEncoder((8, 8), linear_path=True)
+    with pytest.raises(ValueError, match="components must have shape"):
+        encoder.init_linear_path(torch.zeros(3, 64))
+    with pytest.raises(ValueError, match="linear_path=False"):
+        ConvEncoder((8, 8)).init_linear_path(torch.zeros(32, 64))

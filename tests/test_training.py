@@ -157,3 +157,68 @@ def test_end_to_end_loss_refuses_non_finite_latents_with_a_floating_point_error(
         next(encoder.parameters()).fill_(float("inf"))
     with pytest.raises(FloatingPointError, match="latents"):
         end_to_end_loss(encoder, decoder, torch.stack(_sequences(2)), alpha=0.1, lags=1)
+
+
+# ------------------------------------------------------------- validation on held-out tails
+from skvarae.training import HeldOutTails  # noqa: E402
+
+
+def _tails(n_train, **kwargs):
+    runs = [np.random.default_rng(i).normal(size=(20, 6, 5)).astype(np.float32) for i in range(3)]
+    sequences = Windows(runs, 8, np.zeros((6, 5), np.float32), 1.0, n_frames=n_train)
+    options = dict(context=8, alpha=0.05, lags=1)
+    options.update(kwargs)
+    return sequences, HeldOutTails(sequences, n_train, **options)
+
+
+def test_windows_with_n_frames_never_reach_the_held_out_tail():
+    sequences, _ = _tails([16, 16, 20])
+    for index, start, length in sequences.spans:
+        assert start + length <= [16, 16, 20][index]
+
+
+def test_held_out_tails_forecast_as_score_does():
+    """The validation forecast: VAR on the context latents, one-step forecasts of the tail."""
+    sequences, tails = _tails([16, 16, 20])
+    assert tails.spans == [(0, 8, 16, 20), (1, 8, 16, 20)]  # run 2 has no tail
+    encoder, decoder = _networks()
+    encoder.eval(), decoder.eval()
+    got = tails(encoder, decoder, torch.device("cpu"))
+    expected = []
+    with torch.no_grad():
+        for index in (0, 1):
+            frames = sequences.frames(index, 8, 20)
+            z = encoder(frames).double()
+            coef, intercept = fit_var(z[:8], 0.05, 1)
+            forecast = decoder(forecast_var(z[7:], coef, intercept).float())
+            expected.append(torch.mean((forecast - frames[8:]) ** 2).item())
+    assert got["forecast"] == pytest.approx(np.mean(expected))
+    assert got["loss"] == pytest.approx(got["forecast"] + got["reconstruction"])
+
+
+def test_train_with_validation_restores_the_starting_weights_when_nothing_improves():
+    """Epoch 0 counts: a validation loss that only gets worse returns the initial weights."""
+    encoder, decoder = _networks()
+    start = {k: v.clone() for k, v in encoder.state_dict().items()}
+    calls = {"n": 0}
+
+    def worsening(encoder, decoder, device):
+        calls["n"] += 1
+        return {"loss": float(calls["n"])}
+
+    history, best = train(encoder, decoder, _sequences(), loss=two_stage_loss, max_epochs=3,
+                          learning_rate=1e-2, batch_size=2, tol=0.0, n_iter_no_change=10,
+                          rng=np.random.RandomState(0), device=torch.device("cpu"),
+                          validation=worsening)
+    assert best == 0 and calls["n"] == 4
+    assert [h["validation_loss"] for h in history] == [2.0, 3.0, 4.0]
+    assert all(torch.equal(v, start[k]) for k, v in encoder.state_dict().items())
+
+
+def test_train_stops_early_on_the_validation_loss():
+    encoder, decoder = _networks()
+    history, best = train(encoder, decoder, _sequences(), loss=two_stage_loss, max_epochs=20,
+                          learning_rate=1e-2, batch_size=2, tol=0.0, n_iter_no_change=2,
+                          rng=np.random.RandomState(0), device=torch.device("cpu"),
+                          validation=lambda e, d, device: {"loss": 1.0})
+    assert len(history) == 2 and best == 0
