@@ -445,7 +445,8 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         is_join = ~is_drop & ~is_end
         gamma = torch.where(is_drop, gamma_drop, torch.where(is_end, gamma_end, gamma_join))
         if n_empty:  # nothing in A (every joiner degenerate): no step, the largest joins
-            biggest = work.corr.abs().nan_to_num(nan=-1.0).argmax(dim=1)
+            largest, biggest = work.corr.abs().nan_to_num(nan=-1.0).max(dim=1)
+            big_c = torch.where(empty, largest.masked_fill(largest < 0, -math.inf), big_c)
             j_join = torch.where(empty, biggest, j_join)
             gamma = torch.where(empty, 0.0, gamma)
             is_join, is_end, is_drop = is_join | empty, is_end & ~empty, is_drop & ~empty
