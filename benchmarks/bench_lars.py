@@ -12,8 +12,9 @@ matrix and ``X^T y`` built once per run (the fastest way to call scikit-learn's 
 problems; ``LassoLars`` on a 2-D ``y`` does the same loop with more overhead). Candidate: one
 batched call of ``lasso_lars`` (forward), then forward and backward of a random linear
 functional of the coefficients. Each figure is the median of ``--repeat`` timings after one
-warm-up call; CPU threads are fixed with ``torch.set_num_threads`` (``--threads``, default 1:
-scikit-learn's loop runs on one core) and the count is printed.
+warm-up call, candidate and baseline timed in turn (same machine load); CPU threads are fixed
+with ``torch.set_num_threads`` (``--threads``, default 1: scikit-learn's loop runs on one
+core) and the count is printed.
 
 The flop model (see docs/scaling.rst, "The LARS layer"): one step of one problem with ``a``
 active regressors costs ``2 m^2`` flops for ``a = G w`` (a dense product with the shared Gram
@@ -75,13 +76,24 @@ def make_problem(d, p, T, R, seed=0):
 
 
 def median_time(fn, repeat):
-    fn()  # warm-up (lazy initialisation, caches)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+    return interleaved_times({"fn": fn}, repeat)["fn"]
+
+
+def interleaved_times(fns, repeat):
+    """Median seconds of each function, timed in turn (a round of all, ``repeat`` rounds).
+
+    Interleaving exposes candidate and baseline to the same machine load, which matters on a
+    shared machine; each function is called once first as a warm-up.
+    """
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def sklearn_solve(X, Y, alpha):
@@ -151,16 +163,21 @@ def main(argv=None):
         V = torch.randn(R, d, m, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         coef, info = lasso_lars(X, Y, alpha, return_info=True)
 
-        t_fwd = median_time(lambda: lasso_lars(X, Y, alpha), args.repeat)
-        t_fb = median_time(lambda: forward_backward(X, Y, alpha, V), args.repeat)
-        Xf, Yf = X.float(), Y.float()
-        t_32 = median_time(lambda: lasso_lars(Xf, Yf, alpha), args.repeat)
+        Xf, Yf, Xn, Yn = X.float(), Y.float(), X.numpy(), Y.numpy()
+        candidates = {
+            "fwd": lambda: lasso_lars(X, Y, alpha),
+            "fb": lambda: forward_backward(X, Y, alpha, V),
+            "f32": lambda: lasso_lars(Xf, Yf, alpha),
+        }
+        if not args.no_sklearn:
+            candidates["sklearn"] = lambda: sklearn_solve(Xn, Yn, alpha)
+        times = interleaved_times(candidates, args.repeat)
+        t_fwd, t_fb, t_32 = times["fwd"], times["fb"], times["f32"]
         if args.no_sklearn:
             t_sk, diff = float("nan"), float("nan")
         else:
-            Xn, Yn = X.numpy(), Y.numpy()
+            t_sk = times["sklearn"]
             diff = float(np.abs(sklearn_solve(Xn, Yn, alpha) - coef.numpy()).max())
-            t_sk = median_time(lambda: sklearn_solve(Xn, Yn, alpha), args.repeat)
         flops = path_flops(info, m)
         print(f"{name:>7} {d:>4} {p:>2} {T:>5} {R:>3} {R * d:>5} {int(info.n_iter.max()):>5} "
               f"{float(info.active.sum(-1).double().mean()):>5.1f} {t_sk:>9.2f} {t_fwd:>7.3f} "

@@ -387,7 +387,7 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
             (live & (work.n_active == leaving.long())).sum()]).tolist()
         if n_live == 0:
             break
-        if n_live <= work.ids.shape[0] // 2:  # shrink the working set to the live problems
+        if n_live <= 0.8 * work.ids.shape[0]:  # shrink the working set to the live problems
             finished.append(work.keep(work.done))
             keep = torch.nonzero(live).squeeze(1)
             work, live, leaving = work.keep(keep), live[keep], leaving[keep]
@@ -437,18 +437,17 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         #    reference: join, where an inactive correlation c_j - gamma a_j reaches
         #    +-(C - gamma A_A) (NaN correlations, of A and dead regressors, never do) ...
         big_c = work.big_c
-        min_den = _DEN_RTOL * norm_a[:, None]
-        gamma_up = _first_crossing(big_c[:, None] - work.corr, norm_a[:, None] - a, min_den)
-        gamma_down = _first_crossing(big_c[:, None] + work.corr, norm_a[:, None] + a, min_den)
-        #    (a regressor that has just left A sits on the boundary +-C of its sign and may not
-        #    rejoin there at once, only on the other side; at most n_samples can be active)
+        gamma_join = _join_steps(work.corr, a, big_c, norm_a)
+        #    (a regressor that has just left A sits on the boundary s_j C of its sign and may
+        #    only rejoin on the other side, -s_j C, at gamma = 2 C / (A_A + s_j a_j))
         left = work.left.clamp_min(0)
-        c_left = work.corr[rows, left]
-        gamma_up[rows, left] = torch.where((work.left >= 0) & (c_left > 0), math.inf,
-                                           gamma_up[rows, left])
-        gamma_down[rows, left] = torch.where((work.left >= 0) & (c_left < 0), math.inf,
-                                             gamma_down[rows, left])
-        gamma_join, j_join = torch.minimum(gamma_up, gamma_down).min(dim=1)
+        s_left = work.corr[rows, left].sign()
+        den_left = norm_a + s_left * a[rows, left]
+        gamma_left = torch.where((den_left > _DEN_RTOL * norm_a), 2.0 * big_c / den_left,
+                                 math.inf)
+        gamma_join[rows, left] = torch.where(work.left >= 0, gamma_left, gamma_join[rows, left])
+        gamma_join, j_join = gamma_join.min(dim=1)
+        #    (at most n_samples regressors can be active: X_A then spans R^n)
         gamma_join = torch.where(work.n_active < n_samples, gamma_join, math.inf)
         #    ... drop, where an active coefficient b_j + gamma w_j reaches zero moving against
         #    its sign (padding slots have s = 0 and never do) ...
@@ -501,15 +500,36 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
                        gather("n_iter"), gather("converged"), factors)
 
 
+def _join_steps(corr, a, big_c, norm_a):
+    """Step length at which each inactive regressor would join, shape (q, m); ``inf`` if never.
+
+    The correlation ``c_j - gamma a_j`` reaches ``+(C - gamma A_A)`` at
+    ``gamma+ = (C - c_j) / (A_A - a_j)`` and ``-(C - gamma A_A)`` at
+    ``gamma- = (C + c_j) / (A_A + a_j)``, each valid where its denominator exceeds
+    ``_DEN_RTOL * A_A``; the reference takes the smaller valid one. Where both denominators are
+    positive, ``gamma+ <= gamma-`` exactly when ``C a_j <= A_A c_j``, so only the side
+    ``sigma = sign(A_A c_j - C a_j)`` is evaluated, ``(C - sigma c_j) / (A_A - sigma a_j)``
+    (``sigma = 0`` means both equal ``C / A_A``). Where that side's denominator is too small,
+    ``|a_j| ~ A_A`` and ``|c_j| ~ C`` to within ``_DEN_RTOL``, so the other side would join at
+    ``C / A_A`` within a relative ``_DEN_RTOL``: the end of the path, as when nothing joins.
+    Half the element-wise passes of evaluating both sides.
+    """
+    c_col, a_col = big_c[:, None], norm_a[:, None]
+    side = torch.addcmul(corr * a_col, a, c_col, value=-1.0).sign_()
+    num = torch.addcmul(c_col, side, corr, value=-1.0)
+    den = torch.addcmul(a_col, side, a, value=-1.0)
+    return _first_crossing(num, den, _DEN_RTOL * a_col)
+
+
 def _first_crossing(num, den, min_den):
     """``num / den`` where ``den > min_den``, else ``inf``; a NaN numerator also gives ``inf``.
 
-    ``num`` is clamped at zero first (a crossing already passed, by rounding, is immediate).
-    Written without ``torch.where``: an element-wise select with an irregular mask is several
-    times slower on the CPU than this arithmetic (division by a 0/1 factor, then ``abs`` and
-    ``nan_to_num``), and these are the largest arrays of a step.
+    ``num`` (overwritten) is clamped at zero first (a crossing already passed, by rounding, is
+    immediate). Written without ``torch.where``: an element-wise select with an irregular mask is
+    several times slower on the CPU than this arithmetic (division by a 0/1 factor, then ``abs``
+    and ``nan_to_num``), and these are the largest arrays of a step.
     """
-    ratio = num.clamp_min(0.0).div_(den)
+    ratio = num.clamp_min_(0.0).div_(den)
     keep = (den - min_den).sign_().clamp_min_(0.0)  # 1 where den > min_den, else 0
     return ratio.div_(keep).abs_().nan_to_num_(nan=math.inf)
 
