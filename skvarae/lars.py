@@ -412,7 +412,8 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         g_jj = gram_diag[work.batch, j]
         d_sq = g_jj - r.square().sum(dim=1)
         joining = live & work.has_entering
-        joins = joining & (d_sq > eps * g_jj) & (work.n_active < cap)
+        degenerate = joining & ~(d_sq > eps * g_jj)
+        joins = joining & ~degenerate & (work.n_active < cap)  # (the growth rule ensures room)
         d = d_sq.clamp_min(tiny).sqrt()
         s_j = torch.sign(work.corr[rows, j])
         z_j = (s_j - (r * work.z).sum(dim=1)) / d
@@ -422,7 +423,7 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         work.order[rows, slot] = torch.where(joins, j, work.order[rows, slot])
         work.slot_sign[rows, slot] = torch.where(joins, s_j, work.slot_sign[rows, slot])
         work.n_active += joins.long()
-        work.corr[rows, j] = torch.where(joining, math.nan, work.corr[rows, j])
+        work.corr[rows, j] = torch.where(joins | degenerate, math.nan, work.corr[rows, j])
 
         # -- Equiangular weights w_A = A_A G_AA^{-1} s_A = A_A L^{-T} z with A_A = ||z||^{-1},
         #    and the correlations with the equiangular direction, a = G w.
