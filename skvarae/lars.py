@@ -260,9 +260,14 @@ class _Factor(NamedTuple):
     """
 
     rows: torch.Tensor  # (h,) int64: which problems
+    n_active: torch.Tensor  # (h,) int64
     order: torch.Tensor  # (h, c) int64
     signs: torch.Tensor  # (h, c) float64
     chol: torch.Tensor  # (h, c, c) float64
+
+    def valid(self):
+        """Which slots hold an active regressor, (h, c) bool."""
+        return torch.arange(self.order.shape[1], device=self.order.device) < self.n_active[:, None]
 
 
 class _PathResult(NamedTuple):
@@ -491,12 +496,11 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
     def gather(name):
         return torch.cat([getattr(f, name) for f in finished])[order]
 
-    active, signs = [], []
-    for f in finished:
-        valid = torch.arange(f.order.shape[1], device=device) < f.n_active[:, None]
-        active.append(zeros(len(f.ids), m).scatter_add_(1, f.order, valid.to(dtype)) > 0)
-        signs.append(zeros(len(f.ids), m).scatter_add_(1, f.order, f.slot_sign))
-    factors = [_Factor(f.ids, f.order, f.slot_sign, f.chol) for f in finished if len(f.ids)]
+    factors = [_Factor(f.ids, f.n_active, f.order, f.slot_sign, f.chol) for f in finished]
+    active = [zeros(len(f.rows), m).scatter_add_(1, f.order, f.valid().to(dtype)) > 0
+              for f in factors]
+    signs = [zeros(len(f.rows), m).scatter_add_(1, f.order, f.signs) for f in factors]
+    factors = [f for f in factors if len(f.rows)]
     return _PathResult(torch.cat(active)[order], torch.cat(signs)[order], gather("level"),
                        gather("n_iter"), gather("converged"), factors)
 
@@ -600,13 +604,14 @@ class _SolveWithFactor(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gram, xty, factors, level):
-        # gram (B, m, m), xty (B, k, m), level (P,): see _solve_on_active_set.
+        # gram (B, m, m) (only its gradient is used), xty (B, k, m), factors covering the
+        # P = B * k problems, level (P,): as in _solve_on_active_set.
         n_batch, n_targets, m = xty.shape
         xty = xty.reshape(-1, m)
         coef = torch.zeros_like(xty)
         for f in factors:
             rhs = xty[f.rows].gather(1, f.order) - level[f.rows, None] * f.signs
-            rhs = torch.where(f.signs != 0, rhs, 0.0)
+            rhs = torch.where(f.valid(), rhs, 0.0)
             coef[f.rows] = coef.new_zeros(len(f.rows), m).scatter_add_(
                 1, f.order, torch.cholesky_solve(rhs.unsqueeze(-1), f.chol).squeeze(-1))
         ctx.factors = factors
@@ -621,7 +626,7 @@ class _SolveWithFactor(torch.autograd.Function):
         grad_coef = grad_coef.reshape(-1, m)
         v = torch.zeros_like(coef)
         for f in ctx.factors:
-            g = torch.where(f.signs != 0, grad_coef[f.rows].gather(1, f.order), 0.0)
+            g = torch.where(f.valid(), grad_coef[f.rows].gather(1, f.order), 0.0)
             v[f.rows] = v.new_zeros(len(f.rows), m).scatter_add_(
                 1, f.order, torch.cholesky_solve(g.unsqueeze(-1), f.chol).squeeze(-1))
         v = v.view(n_batch, n_targets, m)
