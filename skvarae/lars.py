@@ -403,7 +403,7 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
 
         # -- A regressor leaves A: remove its slot, refactorise those problems.
         if n_leaving:
-            _remove_slots(work, torch.nonzero(leaving).squeeze(1), gram_flat, m)  # sync 2
+            _remove_slots(work, torch.nonzero(leaving).squeeze(1), gram, m)  # sync 2
 
         # -- The entering regressor j joins A, with the sign of its correlation. The new row of
         #    L is [r, d] with L r = G_Aj and d^2 = G_jj - ||r||^2, the squared distance of x_j
@@ -555,7 +555,7 @@ def _grow(work, cap):
     work.chol = chol
 
 
-def _remove_slots(work, rows, gram_flat, m):
+def _remove_slots(work, rows, gram, m):
     """Remove the slot ``work.leaving`` of the problems ``rows`` and refactorise them.
 
     The slots after it move up one place; ``L`` and ``z`` are rebuilt from the Gram matrix of the
@@ -577,9 +577,11 @@ def _remove_slots(work, rows, gram_flat, m):
     work.order[rows] = order
     work.slot_sign[rows] = signs
     work.slot_coef[rows] = work.slot_coef[rows].gather(1, shifted) * valid
-    flat = (work.batch[rows, None, None] * m + order[:, :, None]) * m + order[:, None, :]
-    eye = torch.eye(cap, dtype=signs.dtype, device=signs.device)
-    sub_gram = torch.where(valid[:, :, None] & valid[:, None, :], gram_flat[flat], eye)
+    # G_AA in slot order (rows of G, then columns), identity on the padding slots.
+    sub_gram = gram.reshape(-1, m)[(work.batch[rows] * m)[:, None] + order]
+    sub_gram = sub_gram.gather(2, order[:, None, :].expand(-1, cap, -1))
+    sub_gram.mul_(valid[:, :, None]).mul_(valid[:, None, :])
+    sub_gram.diagonal(dim1=1, dim2=2).add_(~valid)
     chol, info = torch.linalg.cholesky_ex(sub_gram)
     if bool((info != 0).any()):  # a subset of a positive definite set: not expected
         chol = _jittered_cholesky(sub_gram, chol, info)
