@@ -9,13 +9,26 @@ It works in two passes.
 
 1. **Path** (no autograd, float64). Exact LARS with the lasso modification (Efron, Hastie,
    Johnstone and Tibshirani, "Least angle regression", Ann. Statist. 32(2), 2004, sec. 2 and 3),
-   written after scikit-learn's ``_lars_path_solver`` but with every problem advancing in the same
-   vectorised step. It only has to find, for each problem, the active set ``A`` and the signs
-   ``s_A`` at ``alpha``.
-2. **Solution** (with autograd, float64). On the segment of the path that contains ``alpha`` the
-   solution has the closed form ``b_A = (X_A^T X_A)^{-1} (X_A^T y - n * alpha * s_A)``, ``b = 0``
-   off ``A``. Torch differentiates it, which gives the exact gradient of the (piecewise linear)
-   lasso map with respect to ``X`` and ``Y`` wherever the active set is locally constant.
+   written after scikit-learn's ``_lars_path_solver`` but with every problem (target x batch
+   item) advancing in the same vectorised step. It only has to find, for each problem, the
+   active set ``A`` and the signs ``s_A`` at ``alpha``. :func:`_lars_path` runs it at the cost
+   the algorithm allows: ``G = X^T X`` and ``X^T y`` are formed once; the Cholesky factor of
+   ``G_AA`` gains one row per join (a triangular solve) and is rebuilt only for the problems
+   where a regressor leaves; one more triangular solve gives the equiangular weights and one
+   batched product with ``G`` their correlations. :func:`_lars_path_reference` is the same path
+   refactorising ``G_AA`` at every step, the readable reference the fast path is tested against.
+2. **Solution** (float64). On the segment of the path that contains ``alpha`` the solution has
+   the closed form ``b_A = (X_A^T X_A)^{-1} (X_A^T y - n * alpha * s_A)``, ``b = 0`` off ``A``,
+   computed with the path's final factors. Its derivative with ``A`` and ``s_A`` held fixed is
+   the exact gradient of the (piecewise linear) lasso map with respect to ``X`` and ``Y`` wherever
+   the active set is locally constant; :class:`_SolveWithFactor` computes it from the same
+   factors (first derivatives only).
+
+Cost per step and problem, with ``m`` features and ``a`` active ones: ``2 m^2`` flops for
+``a = G w`` (dense, shared by the targets of a batch item: BLAS 3), ``2 a^2`` for the two
+triangular solves, ~``30 m`` for the element-wise search of the step length, ``a^3 / 3`` more
+on a drop; two host synchronisations (three on steps with drops). docs/scaling.rst ("The LARS
+layer") compares this with measured times.
 
 Notation in the code follows Efron et al.: ``c`` the correlations ``X^T (y - X b)``, ``C`` their
 common absolute value on the active set (``C = n * current alpha``), ``w`` the equiangular weights
@@ -146,16 +159,19 @@ def lasso_lars(X, Y, alpha, *, max_iter=None, eps=DEFAULT_EPS, return_info=False
     Notes
     -----
     The gradient is undefined at knots (values of ``alpha`` where the active set changes); there
-    the one-sided gradient of the final active set is returned. The path costs, per step, two
-    batched products with the Gram matrices and one batched Cholesky factorisation of the active
-    Gram matrices (refactorised, not updated); memory is O(batch * n_targets * n_features^2) in
-    the worst case.
+    the one-sided gradient of the final active set is returned; second derivatives are not
+    available (the backward pass uses the path's Cholesky factors as constants). The path costs,
+    per step, one batched product with the Gram matrices, two batched triangular solves with the
+    Cholesky factors of the active Gram matrices (updated as regressors join, rebuilt only where
+    one leaves) and a few element-wise passes; memory is O(batch * n_targets *
+    min(n_samples, n_features)^2) for the factors, kept for the backward pass.
 
     Differences from scikit-learn's solver. On generic data both agree to about 1e-12; the
     differences matter on degenerate designs, where they keep the result an exact lasso solution:
 
-    - correlations are recomputed from ``X^T y - G b`` at every step (no drift along the path)
-      and all tolerances are relative, so the result does not depend on the scale of the data;
+    - the coefficients returned are the closed form on the final active set, not the end of an
+      accumulated path (no drift), and all tolerances are relative, so the result does not
+      depend on the scale of the data;
     - ties (several regressors reaching the level together, e.g. an orthogonal design with equal
       correlations) are resolved one regressor per step with zero-length steps, and a regressor
       whose coefficient would immediately move against its sign leaves at once; scikit-learn
@@ -208,9 +224,7 @@ def lasso_lars(X, Y, alpha, *, max_iter=None, eps=DEFAULT_EPS, return_info=False
     # path point where max_iter cut it short (scikit-learn returns that point too).
     level = torch.where(path.converged, torch.full_like(path.level, n_samples * alpha),
                         path.level)
-    problem_batch = torch.arange(n_batch, device=device).repeat_interleave(n_targets)
-    coef = _solve_on_active_set(gram, xty.reshape(n_problems, n_features), problem_batch,
-                                path.active, path.signs, level)
+    coef = _SolveWithFactor.apply(gram, xty, path.factors, level)
 
     n_truncated = int((~path.converged).sum())
     if n_truncated:
@@ -234,7 +248,26 @@ def lasso_lars(X, Y, alpha, *, max_iter=None, eps=DEFAULT_EPS, return_info=False
 
 
 # --------------------------------------------------------------------------------------------
-# Pass 1: the LARS-lasso path
+# Pass 1: the LARS-lasso path, with the Cholesky factor of the active Gram matrix updated
+
+
+class _Factor(NamedTuple):
+    """Cholesky factors of the final active Gram matrices of some problems (join order).
+
+    ``chol[i]`` is lower triangular with ``chol @ chol.mT = G_AA`` on its first ``n_active[i]``
+    rows and columns and the identity after them; slot ``s`` holds column ``order[i, s]`` with
+    sign ``signs[i, s]`` (0 on padding slots).
+    """
+
+    rows: torch.Tensor  # (h,) int64: which problems
+    n_active: torch.Tensor  # (h,) int64
+    order: torch.Tensor  # (h, c) int64
+    signs: torch.Tensor  # (h, c) float64
+    chol: torch.Tensor  # (h, c, c) float64
+
+    def valid(self):
+        """Which slots hold an active regressor, (h, c) bool."""
+        return torch.arange(self.order.shape[1], device=self.order.device) < self.n_active[:, None]
 
 
 class _PathResult(NamedTuple):
@@ -243,10 +276,376 @@ class _PathResult(NamedTuple):
     level: torch.Tensor  # (P,) correlation level C where the path stopped
     n_iter: torch.Tensor  # (P,) int64
     converged: torch.Tensor  # (P,) bool
+    factors: list = None  # of _Factor, covering every problem once (fast path only)
+
+
+class _Work:
+    """The problems still on their path (the working set), one row each.
+
+    Every attribute is a tensor whose first dimension indexes the rows, so that finished
+    problems can be dropped from all of them at once (:meth:`keep`).
+    """
+
+    def __init__(self, **tensors):
+        self.__dict__.update(tensors)
+
+    def keep(self, rows):
+        return _Work(**{name: value[rows] for name, value in vars(self).items()})
 
 
 def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
     """Run the LARS-lasso path of all problems down to ``C = n_alpha``.
+
+    The same path as :func:`_lars_path_reference`, at the cost the algorithm allows. Per
+    problem it keeps the active set in join order ("slots") with the Cholesky factor ``L`` of
+    its Gram matrix (padded with the identity) and ``z = L^{-1} s_A``. A joining regressor adds
+    one row to ``L`` (one triangular solve) and one entry to ``z``; a leaving one is rare, and
+    only the problems concerned are refactorised. The equiangular weights are then
+    ``w_A = A_A L^{-T} z`` with ``A_A = ||z||^{-1}`` (one triangular solve), their correlations
+    ``a = G w`` (one batched product with the Gram matrices); correlations and level are
+    updated, ``c <- c - gamma a`` and ``C <- C - gamma A_A``. The correlations of the active and
+    the dead regressors are held at NaN, which excludes them from the join candidates without
+    masks. Each step synchronises with the device at most twice (the counts of live and leaving
+    problems, and which ones leave); problems that are done leave the working set when it has
+    halved.
+
+    Parameters
+    ----------
+    gram : torch.Tensor of shape (B, m, m), float64
+        ``X^T X`` per batch item.
+    xty : torch.Tensor of shape (B, k, m), float64
+        ``X^T y`` per batch item and target; problem ``p = b * k + t``.
+    n_samples : int
+        Number of samples (bounds the size of the active set).
+    n_alpha : float
+        ``n_samples * alpha``, the correlation level where the path stops.
+    max_iter : int
+        Maximum number of steps per problem.
+    eps : float
+        Degeneracy tolerance (see :func:`lasso_lars`).
+
+    Returns
+    -------
+    _PathResult
+        Active sets and signs of shape (P, m), the level reached, steps and convergence of shape
+        (P,), with ``P = B * k``, and the Cholesky factors of the final active sets.
+    """
+    n_batch, n_targets, m = xty.shape
+    n_problems = n_batch * n_targets
+    device, dtype = xty.device, xty.dtype
+    limit = min(n_samples, m)  # the largest possible active set
+    tiny = torch.finfo(dtype).tiny
+    gram_flat = gram.reshape(-1)
+    gram_diag = gram.diagonal(dim1=-2, dim2=-1)  # ||x_j||^2, (B, m)
+    xty = xty.reshape(n_problems, m)
+
+    def zeros(*shape, dt=dtype):
+        return torch.zeros(*shape, dtype=dt, device=device)
+
+    ids = torch.arange(n_problems, device=device)
+    work = _Work(
+        ids=ids,  # problem index of each row
+        batch=ids // n_targets,  # its batch item
+        corr=xty.clone(),  # c = X^T (y - X b); NaN on A and on dead regressors
+        big_c=xty.abs().amax(dim=1),  # the level C = |c_A|
+        # A in join order ("slots"): columns, signs, coefficients, L and z = L^{-1} s_A.
+        n_active=zeros(n_problems, dt=torch.int64),
+        order=zeros(n_problems, 0, dt=torch.int64),
+        slot_sign=zeros(n_problems, 0),
+        slot_coef=zeros(n_problems, 0),
+        z=zeros(n_problems, 0),
+        chol=zeros(n_problems, 0, 0),
+        # Events found by one step, applied at the start of the next one, and the column that
+        # left at the previous step (-1: none), which may not rejoin at once.
+        entering=xty.abs().argmax(dim=1),
+        has_entering=torch.ones(n_problems, dtype=torch.bool, device=device),
+        leaving=torch.full((n_problems,), -1, dtype=torch.int64, device=device),  # a slot
+        left=torch.full((n_problems,), -1, dtype=torch.int64, device=device),  # a column
+        level=zeros(n_problems),
+        n_iter=zeros(n_problems, dt=torch.int64),
+        converged=zeros(n_problems, dt=torch.bool),
+        done=zeros(n_problems, dt=torch.bool),
+        stop_tol=_STOP_RTOL * xty.abs().amax(dim=1),
+    )
+    finished = []  # parts of the working set whose problems are all done
+
+    def gram_times(w, ids):  # G w for the problems `ids`: (q, m) -> (q, m)
+        if w.shape[0] == n_problems:
+            return (w.view(n_batch, n_targets, m) @ gram).view(n_problems, m)
+        full = zeros(n_problems, m).index_copy_(0, ids, w)
+        return (full.view(n_batch, n_targets, m) @ gram).view(n_problems, m)[ids]
+
+    while True:
+        # -- Stop where the path has reached alpha (n * alpha lies on the last segment,
+        #    [C, C_previous]) or where max_iter is used up. A problem that is done stays as it
+        #    is: A is that of the last segment (a pending drop is not applied), L its factor.
+        live = ~work.done
+        reached = live & (work.big_c <= n_alpha + work.stop_tol)
+        truncated = live & ~reached & (work.n_iter >= max_iter)
+        work.level = torch.where(truncated, work.big_c, work.level)
+        work.converged |= reached
+        work.done |= reached | truncated
+        live = ~work.done
+        leaving = live & (work.leaving >= 0)
+        n_live, n_leaving, max_active, n_empty = torch.stack([  # host synchronisation 1
+            live.sum(), leaving.sum(), work.n_active.max(),
+            (live & (work.n_active == leaving.long())).sum()]).tolist()
+        if n_live == 0:
+            break
+        if n_live <= 0.8 * work.ids.shape[0]:  # shrink the working set to the live problems
+            finished.append(work.keep(work.done))
+            keep = torch.nonzero(live).squeeze(1)
+            work, live, leaving = work.keep(keep), live[keep], leaving[keep]
+        if max_active + 1 > work.order.shape[1] and work.order.shape[1] < limit:
+            _grow(work, min(limit, max_active + 1 + _CAP_GROWTH))
+        q, cap = work.order.shape
+        rows = torch.arange(q, device=device)
+
+        # -- A regressor leaves A: remove its slot, refactorise those problems.
+        if n_leaving:
+            _remove_slots(work, torch.nonzero(leaving).squeeze(1), gram, m)  # sync 2
+
+        # -- The entering regressor j joins A, with the sign of its correlation. The new row of
+        #    L is [r, d] with L r = G_Aj and d^2 = G_jj - ||r||^2, the squared distance of x_j
+        #    to span(X_A); where d^2 <= eps * G_jj, j is degenerate: it is dropped for good
+        #    (scikit-learn's rule) and A does not change.
+        j = work.entering
+        slot = work.n_active.clamp(max=cap - 1)
+        valid = torch.arange(cap, device=device) < work.n_active[:, None]
+        g_aj = gram_flat[work.order * m + (work.batch * (m * m) + j)[:, None]] * valid
+        r = torch.linalg.solve_triangular(work.chol, g_aj.unsqueeze(-1), upper=False).squeeze(-1)
+        g_jj = gram_diag[work.batch, j]
+        d_sq = g_jj - r.square().sum(dim=1)
+        joining = live & work.has_entering
+        degenerate = joining & ~(d_sq > eps * g_jj)
+        joins = joining & ~degenerate & (work.n_active < cap)  # (the growth rule ensures room)
+        d = d_sq.clamp_min(tiny).sqrt()
+        s_j = torch.sign(work.corr[rows, j])
+        z_j = (s_j - (r * work.z).sum(dim=1)) / d
+        work.chol[rows, slot] = torch.where(joins[:, None], r.index_put((rows, slot), d),
+                                            work.chol[rows, slot])
+        work.z[rows, slot] = torch.where(joins, z_j, work.z[rows, slot])
+        work.order[rows, slot] = torch.where(joins, j, work.order[rows, slot])
+        work.slot_sign[rows, slot] = torch.where(joins, s_j, work.slot_sign[rows, slot])
+        work.n_active += joins.long()
+        work.corr[rows, j] = torch.where(joins | degenerate, math.nan, work.corr[rows, j])
+
+        # -- Equiangular weights w_A = A_A G_AA^{-1} s_A = A_A L^{-T} z with A_A = ||z||^{-1},
+        #    and the correlations with the equiangular direction, a = G w.
+        empty = work.n_active == 0
+        norm_a = torch.where(empty, 1.0, work.z.square().sum(dim=1).clamp_min(tiny).rsqrt())
+        w_slot = torch.linalg.solve_triangular(work.chol.mT, work.z.unsqueeze(-1),
+                                               upper=True).squeeze(-1) * norm_a[:, None]
+        w = zeros(q, m).scatter_add_(1, work.order, w_slot)  # padding slots hold 0
+        a = gram_times(w, work.ids)
+
+        # -- Step lengths (Efron et al. eq. 2.13 and 3.4-3.5), in units of u, as in the
+        #    reference: join, where an inactive correlation c_j - gamma a_j reaches
+        #    +-(C - gamma A_A) (NaN correlations, of A and dead regressors, never do) ...
+        big_c = work.big_c
+        gamma_join = _join_steps(work.corr, a, big_c, norm_a)
+        #    (a regressor that has just left A sits on the boundary s_j C of its sign and may
+        #    only rejoin on the other side, -s_j C, at gamma = 2 C / (A_A + s_j a_j))
+        left = work.left.clamp_min(0)
+        s_left = work.corr[rows, left].sign()
+        den_left = norm_a + s_left * a[rows, left]
+        gamma_left = torch.where((den_left > _DEN_RTOL * norm_a), 2.0 * big_c / den_left,
+                                 math.inf)
+        gamma_join[rows, left] = torch.where(work.left >= 0, gamma_left, gamma_join[rows, left])
+        gamma_join, j_join = gamma_join.min(dim=1)
+        #    (at most n_samples regressors can be active: X_A then spans R^n)
+        gamma_join = torch.where(work.n_active < n_samples, gamma_join, math.inf)
+        #    ... drop, where an active coefficient b_j + gamma w_j reaches zero moving against
+        #    its sign (padding slots have s = 0 and never do) ...
+        gamma_drop, slot_drop = _first_crossing(
+            work.slot_coef * work.slot_sign, -(w_slot * work.slot_sign), 0.0).min(dim=1)
+        #    ... end, where the level C - gamma A_A reaches zero.
+        gamma_end = big_c / norm_a
+        is_drop = gamma_drop <= torch.minimum(gamma_join, gamma_end)
+        is_end = ~is_drop & (gamma_join >= gamma_end * (1.0 - _END_RTOL))
+        is_join = ~is_drop & ~is_end
+        gamma = torch.where(is_drop, gamma_drop, torch.where(is_end, gamma_end, gamma_join))
+        if n_empty:  # nothing in A (every joiner degenerate): no step, the largest joins
+            largest, biggest = work.corr.abs().nan_to_num(nan=-1.0).max(dim=1)
+            big_c = torch.where(empty, largest.masked_fill(largest < 0, -math.inf), big_c)
+            j_join = torch.where(empty, biggest, j_join)
+            gamma = torch.where(empty, 0.0, gamma)
+            is_join, is_end, is_drop = is_join | empty, is_end & ~empty, is_drop & ~empty
+        gamma = torch.where(live, gamma, 0.0)
+        is_drop &= live
+
+        # -- Move along u (a leaving coefficient is set to exactly zero, not left as a rounding
+        #    residue), then record the events for the next step.
+        work.corr.addcmul_(gamma[:, None], a, value=-1.0)
+        work.big_c = big_c - gamma * norm_a
+        work.slot_coef.addcmul_(gamma[:, None], w_slot)
+        work.slot_coef[rows, slot_drop] = torch.where(is_drop, 0.0,
+                                                      work.slot_coef[rows, slot_drop])
+        work.leaving = torch.where(is_drop, slot_drop, -1)
+        work.left = torch.full_like(work.left, -1)
+        work.entering = j_join
+        work.has_entering = live & is_join
+        work.n_iter += live.long()
+        ended = live & is_end
+        work.converged |= ended
+        work.done |= ended
+
+    finished.append(work)
+    order = torch.cat([f.ids for f in finished]).argsort()
+
+    def gather(name):
+        return torch.cat([getattr(f, name) for f in finished])[order]
+
+    factors = [_Factor(f.ids, f.n_active, f.order, f.slot_sign, f.chol) for f in finished]
+    active = [zeros(len(f.rows), m).scatter_add_(1, f.order, f.valid().to(dtype)) > 0
+              for f in factors]
+    signs = [zeros(len(f.rows), m).scatter_add_(1, f.order, f.signs) for f in factors]
+    factors = [f for f in factors if len(f.rows)]
+    return _PathResult(torch.cat(active)[order], torch.cat(signs)[order], gather("level"),
+                       gather("n_iter"), gather("converged"), factors)
+
+
+def _join_steps(corr, a, big_c, norm_a):
+    """Step length at which each inactive regressor would join, shape (q, m); ``inf`` if never.
+
+    The correlation ``c_j - gamma a_j`` reaches ``+(C - gamma A_A)`` at
+    ``gamma+ = (C - c_j) / (A_A - a_j)`` and ``-(C - gamma A_A)`` at
+    ``gamma- = (C + c_j) / (A_A + a_j)``, each valid where its denominator exceeds
+    ``_DEN_RTOL * A_A``; the reference takes the smaller valid one. Where both denominators are
+    positive, ``gamma+ <= gamma-`` exactly when ``C a_j <= A_A c_j``, so only the side
+    ``sigma = sign(A_A c_j - C a_j)`` is evaluated, ``(C - sigma c_j) / (A_A - sigma a_j)``
+    (``sigma = 0`` means both equal ``C / A_A``). Where that side's denominator is too small,
+    ``|a_j| ~ A_A`` and ``|c_j| ~ C`` to within ``_DEN_RTOL``, so the other side would join at
+    ``C / A_A`` within a relative ``_DEN_RTOL``: the end of the path, as when nothing joins.
+    Half the element-wise passes of evaluating both sides.
+    """
+    c_col, a_col = big_c[:, None], norm_a[:, None]
+    side = torch.addcmul(corr * a_col, a, c_col, value=-1.0).sign_()
+    num = torch.addcmul(c_col, side, corr, value=-1.0)
+    den = torch.addcmul(a_col, side, a, value=-1.0)
+    return _first_crossing(num, den, _DEN_RTOL * a_col)
+
+
+def _first_crossing(num, den, min_den):
+    """``num / den`` where ``den > min_den``, else ``inf``; a NaN numerator also gives ``inf``.
+
+    ``num`` (overwritten) is clamped at zero first (a crossing already passed, by rounding, is
+    immediate). Written without ``torch.where``: an element-wise select with an irregular mask is
+    several times slower on the CPU than this arithmetic (division by a 0/1 factor, then ``abs``
+    and ``nan_to_num``), and these are the largest arrays of a step.
+    """
+    ratio = num.clamp_min_(0.0).div_(den)
+    keep = (den - min_den).sign_().clamp_min_(0.0)  # 1 where den > min_den, else 0
+    return ratio.div_(keep).abs_().nan_to_num_(nan=math.inf)
+
+
+#: Slots added to the factors at once when an active set outgrows them.
+_CAP_GROWTH = 8
+
+
+def _grow(work, cap):
+    """Give the slot arrays of the working set ``cap`` slots (padding: zeros, identity)."""
+    q, old = work.order.shape
+    for name in ("order", "slot_sign", "slot_coef", "z"):
+        setattr(work, name, torch.nn.functional.pad(getattr(work, name), (0, cap - old)))
+    chol = work.chol.new_empty(q, cap, cap)  # each part written once
+    chol[:, :old, :old] = work.chol
+    chol[:, :old, old:] = 0.0
+    chol[:, old:] = torch.eye(cap, dtype=chol.dtype, device=chol.device)[old:]
+    work.chol = chol
+
+
+def _remove_slots(work, rows, gram, m):
+    """Remove the slot ``work.leaving`` of the problems ``rows`` and refactorise them.
+
+    The slots after it move up one place; ``L`` and ``z`` are rebuilt from the Gram matrix of the
+    remaining active set (one batched Cholesky factorisation of the few problems concerned).
+    The leaving regressor's correlation, held at NaN while it was active, is ``s_j C``.
+    """
+    cap = work.order.shape[1]
+    slot = work.leaving[rows]
+    col = work.order[rows, slot]
+    work.corr[rows, col] = work.slot_sign[rows, slot] * work.big_c[rows]
+    work.left[rows] = col
+    n_active = work.n_active[rows] - 1
+    work.n_active[rows] = n_active
+    positions = torch.arange(cap, device=rows.device)
+    shifted = (positions + (positions >= slot[:, None]).long()).clamp(max=cap - 1)
+    valid = positions < n_active[:, None]
+    order = work.order[rows].gather(1, shifted) * valid
+    signs = work.slot_sign[rows].gather(1, shifted) * valid
+    work.order[rows] = order
+    work.slot_sign[rows] = signs
+    work.slot_coef[rows] = work.slot_coef[rows].gather(1, shifted) * valid
+    # G_AA in slot order (rows of G, then columns), identity on the padding slots.
+    sub_gram = gram.reshape(-1, m)[(work.batch[rows] * m)[:, None] + order]
+    sub_gram = sub_gram.gather(2, order[:, None, :].expand(-1, cap, -1))
+    sub_gram.mul_(valid[:, :, None]).mul_(valid[:, None, :])
+    sub_gram.diagonal(dim1=1, dim2=2).add_(~valid)
+    chol, info = torch.linalg.cholesky_ex(sub_gram)
+    if bool((info != 0).any()):  # a subset of a positive definite set: not expected
+        chol = _jittered_cholesky(sub_gram, chol, info)
+    work.chol[rows] = chol
+    work.z[rows] = torch.linalg.solve_triangular(chol, signs.unsqueeze(-1),
+                                                 upper=False).squeeze(-1)
+    work.leaving[rows] = -1
+
+
+# --------------------------------------------------------------------------------------------
+# Pass 2: the solution on the final active set (differentiable)
+
+
+class _SolveWithFactor(torch.autograd.Function):
+    """``b_A = G_AA^{-1} (X_A^T y - level * s_A)``, ``b = 0`` off ``A``, from the path's factors.
+
+    The factors ``L`` of the final ``G_AA`` come from the path (no factorisation here); the
+    backward pass is that of the closed form with ``A`` and ``s_A`` fixed: with
+    ``v_A = G_AA^{-1} dL/db_A``, ``dL/d(X^T y) = v`` and ``dL/dG = -v b^T`` (summed over the
+    targets of each batch item), two triangular solves and one batched product.
+    """
+
+    @staticmethod
+    def forward(ctx, gram, xty, factors, level):
+        # gram (B, m, m) (only its gradient is used), xty (B, k, m), factors covering the
+        # P = B * k problems, level (P,): as in _solve_on_active_set.
+        n_batch, n_targets, m = xty.shape
+        xty = xty.reshape(-1, m)
+        coef = torch.zeros_like(xty)
+        for f in factors:
+            rhs = xty[f.rows].gather(1, f.order) - level[f.rows, None] * f.signs
+            rhs = torch.where(f.valid(), rhs, 0.0)
+            coef[f.rows] = coef.new_zeros(len(f.rows), m).scatter_add_(
+                1, f.order, torch.cholesky_solve(rhs.unsqueeze(-1), f.chol).squeeze(-1))
+        ctx.factors = factors
+        ctx.save_for_backward(coef)
+        return coef.view(n_batch, n_targets, m)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_coef):
+        (coef,) = ctx.saved_tensors
+        n_batch, n_targets, m = grad_coef.shape
+        grad_coef = grad_coef.reshape(-1, m)
+        v = torch.zeros_like(coef)
+        for f in ctx.factors:
+            g = torch.where(f.valid(), grad_coef[f.rows].gather(1, f.order), 0.0)
+            v[f.rows] = v.new_zeros(len(f.rows), m).scatter_add_(
+                1, f.order, torch.cholesky_solve(g.unsqueeze(-1), f.chol).squeeze(-1))
+        v = v.view(n_batch, n_targets, m)
+        grad_gram = -(v.mT @ coef.view(n_batch, n_targets, m))
+        return grad_gram, v, None, None
+
+
+# --------------------------------------------------------------------------------------------
+# The reference: the same path, refactorising the active Gram matrices at every step
+
+
+def _lars_path_reference(gram, xty, n_samples, n_alpha, max_iter, eps):
+    """Run the LARS-lasso path of all problems down to ``C = n_alpha`` (the reference).
+
+    The readable form of the path: correlations recomputed from ``X^T y - G b`` and the active
+    Gram matrices refactorised at every step. :func:`_lars_path` takes the same steps at a lower
+    cost; the tests check that both find the same active sets, signs and step counts.
 
     Parameters
     ----------
@@ -482,10 +881,6 @@ def _jittered_cholesky(matrices, chol, info, max_tries=20):
         info[failed] = retry_info
         ridge = ridge * 4.0
     return chol
-
-
-# --------------------------------------------------------------------------------------------
-# Pass 2: the solution on the final active set (differentiable)
 
 
 def _solve_on_active_set(gram, xty, batch_index, active, signs, level):

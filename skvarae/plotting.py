@@ -703,7 +703,8 @@ def plot_history(history, *, best_epoch=None, ax=None):
         ``"forecast"`` and ``"epoch"`` (1-based; by default the position in the list) are used
         when present.
     best_epoch : int, optional
-        The epoch whose weights were kept (``best_epoch_``), marked by a dotted line.
+        The epoch whose weights were kept (``best_epoch_``), marked by a dotted line; 0 means
+        the starting weights (no epoch improved the validation loss).
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; a new figure is created when omitted.
 
@@ -711,6 +712,8 @@ def plot_history(history, *, best_epoch=None, ax=None):
     -------
     fig : matplotlib.figure.Figure
         The figure holding the axes. The y axis is logarithmic unless a loss is not positive.
+        Validation losses (``validation_loss`` etc., when training monitored held-out tails)
+        are drawn dashed.
 
     Raises
     ------
@@ -728,7 +731,7 @@ def plot_history(history, *, best_epoch=None, ax=None):
     ['loss', 'reconstruction']
     """
     if best_epoch is not None:
-        check_params({"best_epoch": best_epoch}, {"best_epoch": [Integer(1, None)]}, "plot_history")
+        check_params({"best_epoch": best_epoch}, {"best_epoch": [Integer(0, None)]}, "plot_history")
     history = _check_history(history)
     epochs = [record.get("epoch", position) for position, record in enumerate(history, start=1)]
     fig, ax = _figure_and_axes(ax, (6, 4))
@@ -741,6 +744,11 @@ def plot_history(history, *, best_epoch=None, ax=None):
         values = np.array([record.get(term, np.nan) for record in history], dtype=float)
         all_positive &= bool(np.all(values[np.isfinite(values)] > 0))
         ax.plot(epochs, values, marker="o" if len(history) < 30 else None, label=term)
+        held_out = f"validation_{term}"
+        if any(held_out in record for record in history):
+            values = np.array([record.get(held_out, np.nan) for record in history], dtype=float)
+            all_positive &= bool(np.all(values[np.isfinite(values)] > 0))
+            ax.plot(epochs, values, linestyle="--", label=held_out)
     if best_epoch is not None:
         ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")
     if all_positive:

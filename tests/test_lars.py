@@ -9,7 +9,8 @@ from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LassoLars, lars_path
 
-from skvarae.lars import LarsInfo, lasso_lars
+from skvarae.lars import (DEFAULT_EPS, LarsInfo, _lars_path_reference, _solve_on_active_set,
+                          lasso_lars)
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -540,3 +541,195 @@ def test_cuda_matches_cpu(dtype):
     torch.testing.assert_close(coef_gpu.cpu(), coef_cpu, rtol=tol, atol=tol)
     coef_gpu.sum().backward()
     assert torch.isfinite(Xc.grad).all() and torch.isfinite(Yc.grad).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# the fast path (Cholesky factor updated along the path) against the reference path
+# (refactorised at every step) and scikit-learn
+
+
+def reference_solve(X, Y, alpha, max_iter=None, eps=DEFAULT_EPS):
+    """lasso_lars computed with the reference path and the differentiable closed form."""
+    Xt, Yt = torch.as_tensor(X), torch.as_tensor(Y)
+    batch_shape = torch.broadcast_shapes(Xt.shape[:-2], Yt.shape[:-2])
+    n, m = Xt.shape[-2:]
+    k = Yt.shape[-1]
+    B = int(np.prod(batch_shape))
+    X64 = Xt.double().expand(*batch_shape, n, m).reshape(B, n, m)
+    Y64 = Yt.double().expand(*batch_shape, n, k).reshape(B, n, k)
+    gram, xty = X64.mT @ X64, (X64.mT @ Y64).mT
+    max_iter = 8 * min(n, m) + m + 16 if max_iter is None else max_iter
+    with torch.no_grad():
+        path = _lars_path_reference(gram, xty, n, n * alpha, max_iter, eps)
+    level = torch.where(path.converged, torch.full_like(path.level, n * alpha), path.level)
+    coef = _solve_on_active_set(gram, xty.reshape(B * k, m),
+                                torch.arange(B).repeat_interleave(k), path.active,
+                                path.signs, level)
+    return coef.reshape(*batch_shape, k, m), path
+
+
+def drop_rich_problem(seed, batch=4, n=30, m=60, k=8):
+    """Wide designs (n < m) with correlated columns: long paths with many drops."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((batch, n, m // 2))
+    X = np.concatenate([base, base + 0.6 * rng.standard_normal((batch, n, m // 2))], axis=-1)
+    B = rng.standard_normal((batch, m, k)) * (rng.random((batch, m, k)) < 0.2)
+    Y = X @ B + 0.5 * rng.standard_normal((batch, n, k))
+    return X, Y
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("frac", [0.1, 0.01, 0.0])
+def test_fast_path_follows_the_reference_path_through_drops(seed, frac):
+    X, Y = drop_rich_problem(seed)
+    alpha = frac * np.abs(np.swapaxes(X, -1, -2) @ Y).max() / X.shape[-2]
+    coef, info = lasso_lars(torch.from_numpy(X), torch.from_numpy(Y), alpha, return_info=True)
+    ref, path = reference_solve(X, Y, alpha)
+    # Same path: same steps, same active sets and signs where it stops, same coefficients.
+    np.testing.assert_array_equal(info.n_iter.reshape(-1).numpy(), path.n_iter.numpy())
+    np.testing.assert_array_equal(info.active.reshape(-1, X.shape[-1]).numpy(),
+                                  path.active.numpy())
+    np.testing.assert_array_equal(info.signs.reshape(-1, X.shape[-1]).numpy(),
+                                  path.signs.numpy())
+    np.testing.assert_allclose(coef.numpy(), ref.numpy(), rtol=0,
+                               atol=1e-10 * np.abs(ref.numpy()).max())
+    # The paths contain drops (a drop and the re-entry cost two steps beyond |A|).
+    drops = info.n_iter - info.active.sum(dim=-1)
+    assert int(drops.max()) >= 2 and int((drops > 0).sum()) >= 4
+    if alpha > 0:
+        for b in range(X.shape[0]):
+            for t in range(Y.shape[-1]):
+                assert_matches_sklearn(X[b], Y[b, :, t], coef[b, t].numpy(), info.active[b, t],
+                                       info.signs[b, t], alpha)
+
+
+def test_batched_mix_where_most_problems_finish_early():
+    """Zero targets, targets above their alpha_max and long paths in one batch.
+
+    More than half of the problems finish at once, so the working set is compacted (and the
+    factors of the finished problems harvested) while the others go on.
+    """
+    rng = np.random.default_rng(19)
+    n, p = 40, 25
+    X = rng.standard_normal((3, n, p))
+    Y = np.zeros((3, n, 6))
+    Y[:, :, 0] = X[:, :, :8] @ rng.standard_normal(8) + 0.1 * rng.standard_normal((3, n))
+    Y[:, :, 1] = 1e-4 * rng.standard_normal((3, n))  # alpha above its alpha_max: zero at once
+    Y[:, :, 2] = X[:, :, 3]  # one regressor
+    Y[:, :, 5] = X @ rng.standard_normal(p) + rng.standard_normal((3, n))
+    alpha = 0.002
+    for dtype in [torch.float64, torch.float32]:
+        Xt, Yt = torch.from_numpy(X).to(dtype), torch.from_numpy(Y).to(dtype)
+        coef, info = lasso_lars(Xt, Yt, alpha, return_info=True)
+        assert coef.dtype == dtype and info.converged.all()
+        assert info.n_iter[:, [1, 3, 4]].max() == 0 and info.n_iter[:, 5].min() > 20
+        X64, Y64 = Xt.double().numpy(), Yt.double().numpy()
+        for b in range(3):
+            single = solve(X64[b], Y64[b], alpha)
+            tol = 1e-12 if dtype == torch.float64 else 1e-6
+            np.testing.assert_allclose(coef[b].double().numpy(), single, rtol=0,
+                                       atol=tol * max(1, np.abs(single).max()))
+            for t in range(6):
+                ref = sklearn_path_end(X64[b], Y64[b, :, t], alpha)
+                np.testing.assert_allclose(single[t], ref, rtol=0,
+                                           atol=1e-8 * max(1, np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_path_equals_reference_in_both_dtypes(dtype):
+    X, Y = drop_rich_problem(3, batch=2, n=50, m=40, k=5)
+    X, Y = torch.from_numpy(X).to(dtype), torch.from_numpy(Y).to(dtype)
+    alpha = 0.005
+    coef, info = lasso_lars(X, Y, alpha, return_info=True)
+    ref, path = reference_solve(X, Y, alpha)
+    assert coef.dtype == dtype
+    np.testing.assert_array_equal(info.active.reshape(-1, 40).numpy(), path.active.numpy())
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(coef, ref.to(dtype), rtol=0, atol=tol * float(ref.abs().max()))
+
+
+def test_degenerate_designs_in_a_batch_agree_with_the_reference():
+    """Duplicated, negated and collinear columns and a zero column, several targets at once."""
+    rng = np.random.default_rng(20)
+    X, Y = random_problem(rng, 30, 8, k=4)
+    designs = np.stack([
+        np.hstack([X, X[:, [0, 3]], np.zeros((30, 1))]),
+        np.hstack([X, -X[:, [2]], X[:, [0]] - X[:, [1]], X[:, [5]]]),
+    ])
+    for frac in [0.3, 0.05, 1e-4]:
+        alpha = frac * np.abs(np.swapaxes(designs, -1, -2) @ Y).max() / 30
+        coef, info = lasso_lars(torch.from_numpy(designs), torch.from_numpy(Y), alpha,
+                                return_info=True)
+        ref, path = reference_solve(designs, Y, alpha)
+        assert info.converged.all() and torch.isfinite(coef).all()
+        np.testing.assert_array_equal(info.active.reshape(-1, 11).numpy(), path.active.numpy())
+        # Fitted values are unique even where coefficients are not (duplicated columns).
+        fitted, fitted_ref = designs @ np.swapaxes(coef.numpy(), -1, -2), \
+            designs @ np.swapaxes(ref.numpy(), -1, -2)
+        np.testing.assert_allclose(fitted, fitted_ref, rtol=0, atol=1e-9 * np.abs(Y).max())
+        for b in range(2):
+            for t in range(4):
+                assert_kkt(designs[b], Y[:, t], coef[b, t].numpy(), alpha, info.active[b, t],
+                           info.signs[b, t], rtol=1e-6)
+
+
+def test_every_joiner_degenerate_gives_zero():
+    """With eps >= 1 no regressor can join (the empty-active-set branch): zero, no NaN."""
+    rng = np.random.default_rng(21)
+    X, Y = random_problem(rng, 20, 6, k=3)
+    coef, info = solve(X, Y, 0.01, eps=2.0, return_info=True)
+    assert np.all(coef == 0) and info.converged.all() and not info.active.any()
+    ref, path = reference_solve(X, Y, 0.01, eps=2.0)
+    assert np.all(ref.numpy() == 0)
+    np.testing.assert_array_equal(info.n_iter.numpy(), path.n_iter.numpy())
+
+
+def test_max_iter_truncation_in_a_batch_equals_the_reference():
+    X, Y = drop_rich_problem(4, batch=2)
+    for max_iter in [1, 7, 25]:
+        with pytest.warns(ConvergenceWarning):
+            coef, info = lasso_lars(torch.from_numpy(X), torch.from_numpy(Y), 1e-4,
+                                    max_iter=max_iter, return_info=True)
+        ref, path = reference_solve(X, Y, 1e-4, max_iter=max_iter)
+        np.testing.assert_array_equal(info.converged.reshape(-1).numpy(), path.converged.numpy())
+        np.testing.assert_allclose(coef.numpy(), ref.numpy(), rtol=0,
+                                   atol=1e-10 * np.abs(ref.numpy()).max())
+
+
+def test_gradients_equal_those_of_the_closed_form_through_drops():
+    """The backward pass from the path's factors equals autograd through the closed form."""
+    X, Y = drop_rich_problem(5, batch=3, n=25, m=30, k=6)
+    alpha = 0.02
+    V = torch.from_numpy(np.random.default_rng(22).standard_normal((3, 6, 30)))
+    grads = []
+    for fn in [lambda X, Y: lasso_lars(X, Y, alpha), lambda X, Y: reference_solve(X, Y, alpha)[0]]:
+        Xt = torch.from_numpy(X).requires_grad_()
+        Yt = torch.from_numpy(Y).requires_grad_()
+        (fn(Xt, Yt) * V).sum().backward()
+        grads.append((Xt.grad, Yt.grad))
+    for new, ref in zip(grads[0], grads[1]):
+        torch.testing.assert_close(new, ref, rtol=1e-9, atol=1e-11 * float(ref.abs().max()))
+
+
+def test_gradcheck_through_drops_and_compaction():
+    g = torch.Generator().manual_seed(23)
+    X = torch.randn(2, 10, 14, generator=g, dtype=torch.float64)
+    X[..., 7:] += X[..., :7]  # correlated columns: drops
+    Y = torch.cat([X @ torch.randn(2, 14, 2, generator=g, dtype=torch.float64),
+                   torch.zeros(2, 10, 3, dtype=torch.float64)], dim=-1)  # 3 finish at once
+    Y[..., :2] += 0.3 * torch.randn(2, 10, 2, generator=g, dtype=torch.float64)
+    alpha = 0.05 * float((X.mT @ Y).abs().amax()) / 10
+    _, info = lasso_lars(X, Y, alpha, return_info=True)
+    assert (info.n_iter - info.active.sum(-1)).max() >= 2  # a drop on the way
+    assert torch.autograd.gradcheck(lambda X, Y: lasso_lars(X, Y, alpha),
+                                    (X.requires_grad_(), Y.requires_grad_()), eps=1e-6,
+                                    atol=1e-7, fast_mode=True)
+
+
+def test_second_derivatives_raise():
+    """The backward pass holds the path's factors fixed: it is not differentiable again."""
+    X, Y, alpha = gradcheck_point(0)
+    coef = lasso_lars(X, Y, alpha)
+    (grad_x,) = torch.autograd.grad(coef.square().sum(), X, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice"):
+        grad_x.sum().backward()
