@@ -65,6 +65,9 @@ FITTED_ATTRIBUTES = {
     "intercept_": "array",
     "contribution_maps_": "array",
 }
+#: Parameters added with the real-data defaults, and the values that reproduce the model of
+#: files and pickles written before them (their networks have no linear path).
+_PARAMS_BEFORE_REAL_DATA_DEFAULTS = dict(baseline="mean", linear_path=False, validation_fraction=0.0)
 _MODULES = tuple(name for name, kind in FITTED_ATTRIBUTES.items() if kind == "module")
 
 
@@ -856,9 +859,11 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        for name, value in _PARAMS_BEFORE_REAL_DATA_DEFAULTS.items():
+            state.setdefault(name, value)  # pickled before these parameters existed
         self.__dict__.update(state)
         if "mean_frame_" in state and "offset_" not in state:  # pickled before offset_ existed
-            self.offset_ = _offset(self.mean_frame_, self.skip_connection)
+            self.offset_ = self._network_offset(self.mean_frame_)
         if "device_" in state:
             self.device_ = self._loadable_device(state["device_"])
             for name in _MODULES:
@@ -990,7 +995,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         params = payload["params"]
         if not isinstance(params, dict):
             raise TypeError("its parameters are not a dict")
-        model = cls(**params)
+        model = cls(**{**_PARAMS_BEFORE_REAL_DATA_DEFAULTS, **params})
         model._validate_params()
         fitted = dict(payload["fitted"])
         if payload["format"] == 1:  # before offset_ was saved; networks outside "fitted"
@@ -1001,7 +1006,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
                 continue
             state[name] = _decode_fitted(kind, fitted[name], name)
         if payload["format"] == 1:
-            state["offset_"] = _offset(state["mean_frame_"], model.skip_connection)
+            state["offset_"] = model._network_offset(state["mean_frame_"])
             state["n_features_in_"] = int(np.prod(state["frame_shape_"]))
         encoder, decoder = model._build_network(state["frame_shape_"])
         encoder.load_state_dict(state["encoder_"])

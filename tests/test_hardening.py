@@ -314,7 +314,10 @@ def test_decode_inverts_encode_in_frame_shape(tiny_fitted, ar_movies):
 
 
 def test_offset_is_the_mean_frame_or_its_global_mean(tiny_fitted, ar_movies, tiny_params):
-    np.testing.assert_array_equal(tiny_fitted.offset_, tiny_fitted.mean_frame_)
+    # The running baseline (the default): the network's input is already a deviation.
+    np.testing.assert_array_equal(tiny_fitted.offset_, np.zeros_like(tiny_fitted.mean_frame_))
+    mean = SparseVARAutoencoder(**{**tiny_params, "max_epochs": 1, "baseline": "mean"})
+    np.testing.assert_array_equal(mean.fit(ar_movies).offset_, mean.mean_frame_)
     plain = SparseVARAutoencoder(**{**tiny_params, "max_epochs": 1, "skip_connection": False})
     plain.fit(ar_movies)
     np.testing.assert_allclose(plain.offset_, plain.mean_frame_.mean())
@@ -330,6 +333,28 @@ def test_loads_a_format_1_file(tiny_fitted, tmp_path, ar_movies, model_file):
     restored = SparseVARAutoencoder.load(tmp_path / "old.pt")
     np.testing.assert_array_equal(restored.offset_, tiny_fitted.offset_)
     np.testing.assert_array_equal(restored.predict(ar_movies), tiny_fitted.predict(ar_movies))
+
+
+def test_files_written_before_the_real_data_defaults_load_as_the_mean_frame_model(
+    tmp_path, ar_movies, tiny_params
+):
+    """A file without baseline / linear_path / validation_fraction is the paper's model."""
+    old_params = dict(baseline="mean", linear_path=False, validation_fraction=0.0)
+    model = SparseVARAutoencoder(**{**tiny_params, **old_params}).fit(ar_movies)
+    model.save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    for name in old_params:
+        del payload["params"][name]
+    torch.save(payload, tmp_path / "old.pt")
+    restored = SparseVARAutoencoder.load(tmp_path / "old.pt")
+    assert {name: getattr(restored, name) for name in old_params} == old_params
+    np.testing.assert_array_equal(restored.predict(ar_movies), model.predict(ar_movies))
+    state = model.__getstate__()
+    for name in old_params:
+        del state[name]
+    unpickled = SparseVARAutoencoder.__new__(SparseVARAutoencoder)
+    unpickled.__setstate__(state)
+    np.testing.assert_array_equal(unpickled.predict(ar_movies), model.predict(ar_movies))
 
 
 def test_cli_demo_checks_the_figure_folder_before_simulating(tmp_path, capsys):
