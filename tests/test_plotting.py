@@ -392,8 +392,13 @@ def test_history_of_fitted_estimator(fitted):
     fig = plot_history_from_estimator(fitted)
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.lines]
-    assert labels[:3] == ["loss", "reconstruction", "forecast"]
-    assert labels[3].startswith("best epoch")
+    # Training losses solid, the held-out tails' validation losses dashed after each.
+    assert labels[:6] == [
+        "loss", "validation_loss", "reconstruction", "validation_reconstruction",
+        "forecast", "validation_forecast",
+    ]
+    assert [line.get_linestyle() for line in ax.lines[1:6:2]] == ["--"] * 3
+    assert labels[6].startswith("best epoch")
     assert len(ax.lines[0].get_xdata()) == len(fitted.history_)
 
 
