@@ -33,7 +33,16 @@ from ._validation import (
 from .baseline import RunningDeviation
 from .io import check_runs, iter_frame_batches
 from .network import ConvDecoder, ConvEncoder
-from .training import HeldOutTails, Windows, end_to_end_loss, train, two_stage_loss
+from .training import (
+    HeldOutTails,
+    Windows,
+    activation_bytes,
+    end_to_end_loss,
+    largest_step,
+    plan_frames_per_chunk,
+    train,
+    two_stage_loss,
+)
 from .var import fit_var, forecast_var
 
 __all__ = ["SparseVARAutoencoder", "FITTED_ATTRIBUTES", "held_out_split"]
@@ -201,9 +210,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     learning_rate : float, default=1e-3
         Adam learning rate.
     batch_size : int, default=4
-        Sequences (runs, or windows of runs) per optimisation step. Memory per step grows with
-        ``batch_size x window x`` frame size: about 0.5 KiB per pixel of every frame in the step
-        with the default network. With few runs, smaller batches give more steps per epoch.
+        Sequences (runs, or windows of runs) per optimisation step. With few runs, smaller
+        batches give more steps per epoch. Memory per step is bounded by ``memory_budget``.
     window : int or None, default=64
         Runs longer than this are cut into windows of this many frames (tiling the run, the last
         window aligned to its end); each window gets its own VAR fit during training. ``None``
@@ -215,6 +223,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         does; the monitored loss is the forecast and reconstruction error there. ``0`` monitors
         the training loss (the tails are then trained on). The final VAR fits, ``coef_`` and
         maps use every frame.
+    memory_budget : float or None, default=2.0
+        GiB that the activations of one training step may take (CPU memory, or GPU memory on
+        CUDA). Without a budget, a step of ``batch_size x window`` frames keeps about 330 bytes
+        per pixel of every frame (8 GiB for the defaults at 256 x 256, 32 GiB at 512 x 512).
+        When that exceeds the budget, the networks run on chunks of frames and recompute their
+        activations in the backward pass (activation checkpointing: the same gradients, about
+        a third more time per step); the chunk size is the largest that fits. ``fit`` raises
+        ``ValueError`` at once, before reading the movie, when even one frame per chunk does
+        not fit. ``None``: no limit. The result does not depend on the budget (up to
+        floating-point summation order).
     tol : float, default=1e-4
         Minimum decrease of the monitored loss that counts as an improvement.
     n_iter_no_change : int, default=10
@@ -316,6 +334,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         "learning_rate": [Real(0, None, closed="neither")],
         "batch_size": [Integer(1, None)],
         "window": [Integer(3, None), None],
+        "memory_budget": [Real(0, None, closed="neither"), None],
         "tol": [Real(0, None, closed="left")],
         "n_iter_no_change": [Integer(1, None)],
         "device": [str, torch.device],
@@ -344,6 +363,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         batch_size=4,
         window=64,
         validation_fraction=0.1,
+        memory_budget=2.0,
         tol=1e-4,
         n_iter_no_change=10,
         device="auto",
@@ -368,6 +388,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.window = window
+        self.memory_budget = memory_budget
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.device = device
@@ -402,30 +423,31 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         runs = check_runs(X, min_frames=self.lags + 2)
         rng = check_random_state(self.random_state)
         frame_shape = runs[0].shape[1:]
-
-        mean_frame = self._mean_frame(runs)
-        offset = self._network_offset(mean_frame)
-        inputs = self._network_inputs(runs)
-        scale = self._scale(inputs, offset)
         n_train = [len(run) - int(round(self.validation_fraction * len(run))) for run in runs]
-        sequences = Windows(inputs, self.window, offset, scale, n_frames=n_train)
-        validation = self._validation(sequences, n_train)
 
         seed = int(rng.randint(np.iinfo(np.int32).max))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             encoder, decoder = self._build_network(frame_shape)
-            if self.linear_path:
-                components = _principal_components(sequences, encoder.n_latent, rng)
-                encoder.init_linear_path(components)
-                decoder.init_linear_path(components)
         encoder.to(device)
         decoder.to(device)
+        frames_per_chunk = self._plan_memory(encoder, decoder, runs, n_train, device)
+
+        mean_frame = self._mean_frame(runs)
+        offset = self._network_offset(mean_frame)
+        inputs = self._network_inputs(runs)
+        scale = self._scale(inputs, offset)
+        sequences = Windows(inputs, self.window, offset, scale, n_frames=n_train)
+        validation = self._validation(sequences, n_train)
+        if self.linear_path:
+            components = _principal_components(sequences, encoder.n_latent, rng)
+            encoder.init_linear_path(components)
+            decoder.init_linear_path(components)
         history, best_epoch = train(
             encoder,
             decoder,
             sequences,
-            loss=self._loss(),
+            loss=self._loss(frames_per_chunk),
             validation=validation,
             max_epochs=self.max_epochs,
             learning_rate=self.learning_rate,
@@ -473,17 +495,38 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return all(name in self.__dict__ for name in FITTED_ATTRIBUTES)
 
-    def _loss(self):
+    def _loss(self, frames_per_chunk=None):
         """The training loss of :func:`skvarae.training.train` for these parameters."""
         if self.training == "two_stage":
-            return two_stage_loss
+            return functools.partial(two_stage_loss, frames_per_chunk=frames_per_chunk)
         return functools.partial(
             end_to_end_loss,
             alpha=self.alpha,
             lags=int(self.lags),
             forecast_weight=self.forecast_weight,
             reconstruction_weight=self.reconstruction_weight,
+            frames_per_chunk=frames_per_chunk,
         )
+
+    def _plan_memory(self, encoder, decoder, runs, n_train, device):
+        """Frames per chunk of a training step within ``memory_budget`` (None: all at once).
+
+        Raises ValueError, before anything is read, when the budget cannot hold the step.
+        """
+        frame_shape = tuple(runs[0].shape[1:])
+        lengths = Windows(runs, self.window, 0.0, 1.0, n_frames=n_train).lengths
+        n_frames = largest_step(lengths, self.batch_size)
+        budget = None if self.memory_budget is None else self.memory_budget * 2**30
+        try:
+            return plan_frames_per_chunk(
+                n_frames, frame_shape, *activation_bytes(encoder, decoder, frame_shape, device),
+                n_decodes=1 if self.training == "two_stage" else 2, budget=budget,
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"{error} Lower batch_size={self.batch_size} or window={self.window}, or raise "
+                f"memory_budget={self.memory_budget} (GiB)."
+            ) from None
 
     def _running_baseline(self):
         """Whether frames are measured from a running baseline (see :mod:`skvarae.baseline`)."""
@@ -550,6 +593,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             reconstruction_weight=(
                 1.0 if self.training == "two_stage" else self.reconstruction_weight
             ),
+            frames_per_chunk=_frames_per_chunk(sequences.runs[0].shape[1:]),
         )
         if len(held_out) == 0:
             warnings.warn(

@@ -1,8 +1,9 @@
 """The optimisation loop of :class:`skvarae.SparseVARAutoencoder`.
 
 Read top to bottom: :func:`end_to_end_loss` and :func:`two_stage_loss` are the model's two
-losses on a batch of sequences (:func:`sequence_loss` picks one by name), :func:`make_batches`
-draws one epoch's batches, and :func:`train` runs Adam with early stopping on a given loss and
+losses on a batch of sequences (:func:`sequence_loss` picks one by name),
+:func:`activation_bytes` and :func:`plan_frames_per_chunk` size the chunks that keep a step
+within a memory budget, :func:`make_batches` draws one epoch's batches, and :func:`train` runs Adam with early stopping on a given loss and
 returns the best weights it saw.
 
 Loss (per batch of sequences x̃ of shape (B, T, H, W), in standardised units)::
@@ -19,13 +20,16 @@ minimises the reconstruction term alone (a plain autoencoder; the VAR is fitted 
 training). :func:`train` takes either as ``loss``, or any function with the same signature.
 """
 
+import collections
 import copy
+import functools
 import logging
 import math
 import time
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 
 from .var import fit_var, forecast_var
@@ -43,19 +47,70 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def encode_frames(encoder, frames):
-    """Encode sequences of frames: (B, T, H, W) -> (B, T, d)."""
+def _run_chunk(function, *args):
+    """``function(*args)``, keeping only its inputs for the backward pass when gradients are on.
+
+    Activation checkpointing (non-reentrant): the activations inside ``function`` are freed
+    after the forward pass and recomputed in the backward pass. The networks draw no random
+    numbers, so the RNG state need not be preserved.
+    """
+    if not torch.is_grad_enabled():
+        return function(*args)
+    return checkpoint(function, *args, use_reentrant=False, preserve_rng_state=False)
+
+
+def encode_frames(encoder, frames, frames_per_chunk=None):
+    """Encode sequences of frames: (B, T, H, W) -> (B, T, d).
+
+    With ``frames_per_chunk``, the B * T frames go through the encoder that many at a time and,
+    when gradients are on, each chunk's activations are recomputed in the backward pass instead
+    of kept (see :func:`plan_frames_per_chunk`). The result is the same.
+    """
     batch, n_frames = frames.shape[:2]
-    return encoder(frames.flatten(0, 1)).unflatten(0, (batch, n_frames))
+    flat = frames.flatten(0, 1)
+    if frames_per_chunk is None or len(flat) <= frames_per_chunk:
+        latents = encoder(flat)
+    else:
+        latents = torch.cat([_run_chunk(encoder, part) for part in flat.split(frames_per_chunk)])
+    return latents.unflatten(0, (batch, n_frames))
 
 
-def decode_latents(decoder, latents):
-    """Decode sequences of latents: (B, T, d) -> (B, T, H, W)."""
-    batch, n_frames = latents.shape[:2]
-    return decoder(latents.flatten(0, 1)).unflatten(0, (batch, n_frames))
+def _sum_of_squared_errors(decoder, latents, frames):
+    return torch.sum((decoder(latents) - frames) ** 2)
 
 
-def two_stage_loss(encoder, decoder, frames):
+def decoding_error(decoder, latents, frames, frames_per_chunk=None):
+    """Mean squared error of decoded latents against frames, ``mean (decoder(z) - x)²``.
+
+    Parameters
+    ----------
+    decoder : torch.nn.Module
+        Maps latents (N, d) to frames (N, H, W).
+    latents : torch.Tensor of shape (B, T, d)
+    frames : torch.Tensor of shape (B, T, H, W)
+        The frames the decoded latents are compared with.
+    frames_per_chunk : int, optional
+        Decode this many frames at a time; with gradients on, each chunk's activations (and
+        decoded frames) are recomputed in the backward pass instead of kept, so the memory of
+        the step no longer grows with the decoder's activations of all B * T frames. The value
+        is the same up to the order of summation.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar mean over all B * T * H * W values.
+    """
+    latents, frames = latents.flatten(0, 1), frames.flatten(0, 1)
+    if frames_per_chunk is None or len(latents) <= frames_per_chunk:
+        return torch.mean((decoder(latents) - frames) ** 2)
+    total = sum(
+        _run_chunk(functools.partial(_sum_of_squared_errors, decoder), part, target)
+        for part, target in zip(latents.split(frames_per_chunk), frames.split(frames_per_chunk))
+    )
+    return total / frames.numel()
+
+
+def two_stage_loss(encoder, decoder, frames, *, frames_per_chunk=None):
     """Reconstruction loss of a plain autoencoder on a batch of sequences (no VAR).
 
     Parameters
@@ -64,19 +119,23 @@ def two_stage_loss(encoder, decoder, frames):
         Map frames (N, H, W) to latents (N, d) and back.
     frames : torch.Tensor of shape (B, T, H, W)
         Standardised frames of B sequences of equal length T.
+    frames_per_chunk : int, optional
+        Run the networks on this many frames at a time, recomputing their activations in the
+        backward pass (see :func:`plan_frames_per_chunk`); ``None`` runs all at once.
 
     Returns
     -------
     losses : dict of str to torch.Tensor
         ``"loss"`` (the scalar to minimise) and ``"reconstruction"`` (the same value).
     """
-    latents = encode_frames(encoder, frames)
-    reconstruction = torch.mean((decode_latents(decoder, latents) - frames) ** 2)
+    latents = encode_frames(encoder, frames, frames_per_chunk)
+    reconstruction = decoding_error(decoder, latents, frames, frames_per_chunk)
     return {"reconstruction": reconstruction, "loss": reconstruction}
 
 
 def end_to_end_loss(
-    encoder, decoder, frames, *, alpha, lags, forecast_weight=1.0, reconstruction_weight=1.0
+    encoder, decoder, frames, *, alpha, lags, forecast_weight=1.0, reconstruction_weight=1.0,
+    frames_per_chunk=None,
 ):
     """Forecast and reconstruction loss, through a sparse VAR fitted on each sequence.
 
@@ -92,6 +151,10 @@ def end_to_end_loss(
         VAR order.
     forecast_weight, reconstruction_weight : float, default=1.0
         Weights of the two mean-squared-error terms (see the module docstring).
+    frames_per_chunk : int, optional
+        Run the networks on this many frames at a time, recomputing their activations in the
+        backward pass (see :func:`plan_frames_per_chunk`); ``None`` runs all at once. The VAR
+        fit always sees every latent of the batch.
 
     Returns
     -------
@@ -109,13 +172,13 @@ def end_to_end_loss(
     >>> import functools
     >>> loss = functools.partial(end_to_end_loss, alpha=0.01, lags=1)  # a loss for train()
     """
-    latents = encode_frames(encoder, frames)
-    reconstruction = torch.mean((decode_latents(decoder, latents) - frames) ** 2)
+    latents = encode_frames(encoder, frames, frames_per_chunk)
+    reconstruction = decoding_error(decoder, latents, frames, frames_per_chunk)
     if not bool(torch.isfinite(latents.detach().square().sum())):
         raise FloatingPointError("The latents became NaN, infinite or too large")
     coef, intercept = fit_var(latents, alpha, lags)
-    forecast_frames = decode_latents(decoder, forecast_var(latents, coef, intercept))
-    forecast = torch.mean((forecast_frames - frames[:, lags:]) ** 2)
+    forecasts = forecast_var(latents, coef, intercept)
+    forecast = decoding_error(decoder, forecasts, frames[:, lags:], frames_per_chunk)
     return {
         "reconstruction": reconstruction,
         "forecast": forecast,
@@ -173,6 +236,117 @@ def sequence_loss(
         forecast_weight=forecast_weight,
         reconstruction_weight=reconstruction_weight,
     )
+
+
+def activation_bytes(encoder, decoder, frame_shape, device):
+    """Bytes the autograd graph keeps per frame for one encoder pass and one decoder pass.
+
+    Measured, not modelled: one and then two zero frames go through both networks with
+    gradients on, and the tensors autograd saves for the backward pass are counted (each
+    storage once, with ``torch.autograd.graph.saved_tensors_hooks``); the difference is the
+    cost of one more frame, whatever the architecture.
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+        On ``device``; map frames (N, H, W) to latents (N, d) and back.
+    frame_shape : tuple of int
+        (H, W).
+    device : torch.device
+
+    Returns
+    -------
+    encoder_bytes, decoder_bytes : int
+        Per frame.
+    """
+    dtype = next(encoder.parameters()).dtype
+
+    def saved_bytes(module, inputs):
+        storages = {}
+
+        def pack(tensor):
+            storage = tensor.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            module(inputs.requires_grad_(True))
+        return sum(storages.values())
+
+    def per_frame(module, make_input):
+        return max(0, saved_bytes(module, make_input(2)) - saved_bytes(module, make_input(1)))
+
+    def frames(n):
+        return torch.zeros((n, *frame_shape), dtype=dtype, device=device)
+
+    with torch.no_grad():
+        n_latent = encoder(frames(1)).shape[1]
+
+    def latents(n):
+        return torch.zeros((n, n_latent), dtype=dtype, device=device)
+
+    return per_frame(encoder, frames), per_frame(decoder, latents)
+
+
+#: Peak memory of a step over the bytes autograd saves: the backward pass holds the gradients
+#: of the activations next to them. Measured on the CPU (``benchmarks/bench_memory.py``): 1.24
+#: for whole steps, 1.5 for chunked ones (a chunk is recomputed while the others' latents wait).
+_BACKWARD_FACTOR = 1.5
+
+
+def plan_frames_per_chunk(n_frames, frame_shape, encoder_bytes, decoder_bytes, *, n_decodes,
+                          budget):
+    """Frames per chunk that keep a training step within a memory budget.
+
+    The estimate of a step of ``N`` frames of ``P`` pixels (``e`` and ``g`` the bytes kept per
+    frame by one encoder and one decoder pass, :func:`activation_bytes`; ``f = 1.5`` for the
+    gradients the backward pass holds next to them)::
+
+        all at once:  N * 8 P + f * N * (e + n_decodes * g)
+        in chunks:    N * 8 P + f * c * (e + g)      (c frames per chunk, recomputed)
+
+    ``8 P`` bytes per frame are the float32 batch and its copy while it is assembled. Whole
+    batches are kept when they fit (no recomputation); otherwise the largest chunk that fits is
+    used, at the cost of one more forward pass of each network.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in the largest training step (``batch_size`` windows of ``window`` frames).
+    frame_shape : tuple of int
+        (H, W).
+    encoder_bytes, decoder_bytes : int
+        Per frame, from :func:`activation_bytes`.
+    n_decodes : int
+        Decoder passes per frame in the loss: 2 for end-to-end (reconstruction and forecast),
+        1 for two-stage.
+    budget : float or None
+        Bytes; ``None`` for no limit.
+
+    Returns
+    -------
+    frames_per_chunk : int or None
+        ``None`` when the whole step fits the budget.
+
+    Raises
+    ------
+    ValueError
+        When even one frame per chunk does not fit: the message gives the estimate.
+    """
+    pixels = int(np.prod(frame_shape))
+    batch_bytes = n_frames * 8 * pixels
+    chunk_bytes = _BACKWARD_FACTOR * (encoder_bytes + decoder_bytes)  # per frame of a chunk
+    whole = batch_bytes + _BACKWARD_FACTOR * n_frames * (encoder_bytes + n_decodes * decoder_bytes)
+    if budget is None or whole <= budget:
+        return None
+    frames_per_chunk = int((budget - batch_bytes) // max(chunk_bytes, 1))
+    if frames_per_chunk < 1:
+        raise ValueError(
+            f"A training step of {n_frames} frames of {frame_shape[0]}x{frame_shape[1]} needs at "
+            f"least {(batch_bytes + chunk_bytes) / 2**30:.2f} GiB, above the memory budget of "
+            f"{budget / 2**30:.2f} GiB."
+        )
+    return frames_per_chunk
 
 
 class Windows:
@@ -255,12 +429,15 @@ class HeldOutTails:
         The VAR fit, as in training.
     forecast_weight, reconstruction_weight : float
         Weights of the two terms; ``forecast_weight=0`` for two-stage training (no VAR).
+    frames_per_chunk : int, optional
+        Frames the networks see at a time (memory); all of a run's frames at once by default.
     """
 
     def __init__(
         self, sequences, n_train, *, context, alpha, lags, forecast_weight=1.0,
-        reconstruction_weight=1.0,
+        reconstruction_weight=1.0, frames_per_chunk=None,
     ):
+        self.frames_per_chunk = frames_per_chunk
         self.sequences, self.alpha, self.lags = sequences, alpha, lags
         self.forecast_weight, self.reconstruction_weight = forecast_weight, reconstruction_weight
         self.spans = []  # (run index, first context frame, first tail frame, end)
@@ -277,16 +454,22 @@ class HeldOutTails:
         """Mean validation losses over the tails: dict with ``loss`` and its terms."""
         totals = {"forecast": 0.0, "reconstruction": 0.0}
         for index, first, n_fit, stop in self.spans:
-            frames = self.sequences.frames(index, first, stop).to(device)
-            latents = encoder(frames)
-            tail = frames[n_fit - first :]
-            reconstruction = torch.mean((decoder(latents[n_fit - first :]) - tail) ** 2)
+            frames = self.sequences.frames(index, first, stop).to(device)[None]
+            latents = encode_frames(encoder, frames, self.frames_per_chunk)
+            tail = frames[:, n_fit - first :]
+            reconstruction = decoding_error(
+                decoder, latents[:, n_fit - first :], tail, self.frames_per_chunk
+            )
             totals["reconstruction"] += reconstruction.item()
             if self.forecast_weight > 0:
-                fit = latents[: n_fit - first].double()
+                fit = latents[:, : n_fit - first].double()
                 coef, intercept = fit_var(fit, self.alpha, self.lags)
-                forecast = forecast_var(latents[n_fit - first - self.lags :].double(), coef, intercept)
-                error = torch.mean((decoder(forecast.to(latents.dtype)) - tail) ** 2)
+                forecast = forecast_var(
+                    latents[:, n_fit - first - self.lags :].double(), coef, intercept
+                )
+                error = decoding_error(
+                    decoder, forecast.to(latents.dtype), tail, self.frames_per_chunk
+                )
                 totals["forecast"] += error.item()
         losses = {name: total / len(self.spans) for name, total in totals.items()}
         losses["loss"] = (
@@ -294,6 +477,12 @@ class HeldOutTails:
             + self.reconstruction_weight * losses["reconstruction"]
         )
         return losses
+
+
+def largest_step(lengths, batch_size):
+    """Frames in the largest batch :func:`make_batches` can draw from sequences of ``lengths``."""
+    counts = collections.Counter(int(length) for length in lengths)
+    return max(length * min(batch_size, count) for length, count in counts.items())
 
 
 def make_batches(lengths, batch_size, rng):

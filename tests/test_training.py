@@ -222,3 +222,107 @@ def test_train_stops_early_on_the_validation_loss():
                           rng=np.random.RandomState(0), device=torch.device("cpu"),
                           validation=lambda e, d, device: {"loss": 1.0})
     assert len(history) == 2 and best == 0
+
+
+# ------------------------------------------------------------------ memory: chunks and budget
+from skvarae import training as training_module  # noqa: E402
+from skvarae.training import (  # noqa: E402
+    activation_bytes,
+    decoding_error,
+    encode_frames,
+    largest_step,
+    plan_frames_per_chunk,
+)
+
+
+def _loss_and_gradients(loss, frames, seed=0):
+    encoder, decoder = _networks(seed)
+    losses = loss(encoder, decoder, frames)
+    losses["loss"].backward()
+    parameters = list(encoder.parameters()) + list(decoder.parameters())
+    return {k: v.item() for k, v in losses.items()}, [p.grad.clone() for p in parameters]
+
+
+@pytest.mark.parametrize("loss", [
+    functools.partial(end_to_end_loss, alpha=0.01, lags=1),
+    two_stage_loss,
+])
+@pytest.mark.parametrize("frames_per_chunk", [1, 3, 7])
+def test_chunked_losses_give_the_same_values_and_gradients(loss, frames_per_chunk):
+    frames = torch.randn(2, 9, 6, 5, generator=torch.Generator().manual_seed(0))
+    whole, whole_grads = _loss_and_gradients(loss, frames)
+    chunked, chunked_grads = _loss_and_gradients(
+        functools.partial(loss, frames_per_chunk=frames_per_chunk), frames
+    )
+    assert whole.keys() == chunked.keys()
+    for name in whole:
+        assert chunked[name] == pytest.approx(whole[name], rel=1e-5)
+    for a, b in zip(whole_grads, chunked_grads):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+
+
+def _saved_bytes(function):
+    """Bytes of the tensors autograd keeps for the backward pass of ``function()``."""
+    storages = {}
+
+    def pack(tensor):
+        storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        function()
+    return sum(storages.values())
+
+
+def test_chunks_keep_less_for_the_backward_pass():
+    torch.manual_seed(0)
+    encoder, decoder = ConvEncoder((32, 32), **NET), ConvDecoder((32, 32), **NET)
+    frames = torch.randn(2, 16, 32, 32)
+    loss = functools.partial(end_to_end_loss, encoder, decoder, frames, alpha=0.01, lags=1)
+    whole = _saved_bytes(loss)
+    chunked = _saved_bytes(functools.partial(loss, frames_per_chunk=4))
+    assert chunked < whole / 3
+
+
+def test_encode_frames_and_decoding_error_chunk_without_gradients_too():
+    encoder, decoder = _networks()
+    frames = torch.randn(2, 5, 6, 5)
+    with torch.no_grad():
+        latents = encode_frames(encoder, frames)
+        torch.testing.assert_close(encode_frames(encoder, frames, 2), latents)
+        error = decoding_error(decoder, latents, frames)
+        assert decoding_error(decoder, latents, frames, 3).item() == pytest.approx(
+            error.item(), rel=1e-6)
+
+
+def test_activation_bytes_grow_with_the_frame_and_are_per_frame():
+    small = activation_bytes(*_networks(), (6, 5), torch.device("cpu"))
+    torch.manual_seed(0)
+    encoder, decoder = ConvEncoder((24, 20), **NET), ConvDecoder((24, 20), **NET)
+    large = activation_bytes(encoder, decoder, (24, 20), torch.device("cpu"))
+    assert all(b > 0 for b in small + large)
+    # 16 times the pixels (padded: 8x8 -> 32x32): roughly 16 times the bytes
+    assert 8 < large[0] / small[0] < 24 and 8 < large[1] / small[1] < 24
+
+
+def test_plan_frames_per_chunk():
+    shape, e, g, f = (10, 10), 1000, 3000, training_module._BACKWARD_FACTOR
+    batch = 64 * 800  # the float32 batch and its copy
+    whole = batch + f * 64 * (e + 2 * g)
+    assert plan_frames_per_chunk(64, shape, e, g, n_decodes=2, budget=None) is None
+    assert plan_frames_per_chunk(64, shape, e, g, n_decodes=2, budget=whole) is None
+    chunk = plan_frames_per_chunk(64, shape, e, g, n_decodes=2, budget=whole - 1)
+    assert chunk == int((whole - 1 - batch) // (f * (e + g)))
+    assert plan_frames_per_chunk(64, shape, e, g, n_decodes=2, budget=batch + f * (e + g)) == 1
+    with pytest.raises(ValueError, match="needs at least"):
+        plan_frames_per_chunk(64, shape, e, g, n_decodes=2, budget=batch + f * (e + g) - 1)
+    # two-stage training decodes each frame once: the whole step fits a smaller budget
+    assert plan_frames_per_chunk(64, shape, e, g, n_decodes=1, budget=whole - f * 64 * g) is None
+
+
+def test_largest_step_follows_make_batches():
+    lengths = [5, 5, 3, 5, 3, 7]
+    for batch_size in (1, 2, 3, 10):
+        batches = make_batches(lengths, batch_size, np.random.RandomState(0))
+        drawn = max(sum(lengths[i] for i in batch) for batch in batches)
+        assert largest_step(lengths, batch_size) == drawn
