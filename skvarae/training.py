@@ -3,8 +3,8 @@
 Read top to bottom: :func:`end_to_end_loss` and :func:`two_stage_loss` are the model's two
 losses on a batch of sequences (:func:`sequence_loss` picks one by name),
 :func:`activation_bytes` and :func:`plan_frames_per_chunk` size the chunks that keep a step
-within a memory budget, :func:`make_batches` draws one epoch's batches, and :func:`train` runs Adam with early stopping on a given loss and
-returns the best weights it saw.
+within a memory budget, :func:`make_batches` draws one epoch's batches, and :func:`train` runs
+Adam with early stopping on a given loss and returns the best weights it saw.
 
 Loss (per batch of sequences x̃ of shape (B, T, H, W), in standardised units)::
 
