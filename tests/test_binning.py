@@ -1,8 +1,16 @@
 """Spatial binning (skvarae.binning) and the estimator's ``spatial_bin``."""
 
+import pickle
+
 import numpy as np
 import pytest
+import torch
+from conftest import TINY_PARAMS, make_ar_movies
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
 
+import skvarae.estimator
+from skvarae import SparseVARAutoencoder
 from skvarae.baseline import RunningDeviation
 from skvarae.binning import BinnedMovie, bin_frames, binned_shape, upsample_frames
 from skvarae.io import iter_frame_batches
@@ -120,3 +128,125 @@ def test_invalid_factor_is_refused_with_its_name(factor):
                      lambda: BinnedMovie(np.ones((1, 4, 4)), factor)):
         with pytest.raises(ValueError, match="factor"):
             function()
+
+
+# ------------------------------------------------------------------ the estimator
+@pytest.fixture(scope="module")
+def movies():
+    """2 runs x 20 frames x 10 x 14 (read-only)."""
+    X = make_ar_movies(n_runs=2, n_frames=20, shape=(10, 14))
+    X.setflags(write=False)
+    return X
+
+
+@pytest.fixture(scope="module")
+def binned_model(movies):
+    return SparseVARAutoencoder(**TINY_PARAMS, spatial_bin=2).fit(movies)
+
+
+@pytest.mark.parametrize("spatial_bin", [0, 2.0, "2"])
+def test_invalid_spatial_bin_is_refused_with_its_name(spatial_bin, tiny_params):
+    with pytest.raises(ValueError, match="spatial_bin"):
+        SparseVARAutoencoder(**tiny_params, spatial_bin=spatial_bin).fit(make_ar_movies(2, 8))
+
+
+def test_network_works_at_the_binned_resolution_and_outputs_at_the_input_one(binned_model, movies):
+    model = binned_model
+    assert model.frame_shape_ == (10, 14) and model.n_features_in_ == 140
+    assert model.offset_.shape == (5, 7) and model.mean_frame_.shape == (10, 14)
+    # The same model as one fitted on the binned movie: same network, latents and VAR.
+    on_binned = SparseVARAutoencoder(**TINY_PARAMS).fit(bin_frames(movies, 2))
+    assert model.latent_shape_ == on_binned.latent_shape_
+    assert model.coef_.shape == on_binned.coef_.shape == (2, 1, 4, 4)
+    np.testing.assert_array_equal(model.coef_, on_binned.coef_)
+    np.testing.assert_array_equal(model.contribution_maps_,
+                                  upsample_frames(on_binned.contribution_maps_, 2, (10, 14)))
+    assert model.predict(movies).shape == (2, 19, 10, 14)
+    assert model.decode(model.encode(movies)).shape == (2, 20, 10, 14)
+    assert model.contribution_map().shape == (10, 14)
+    maps = model.contribution_map(movies, per_run=True, kind="cross")
+    assert maps.shape == (2, 10, 14)
+    np.testing.assert_array_equal(maps, maps[:, ::2, ::2].repeat(2, 1).repeat(2, 2))
+    assert np.isfinite(model.score(movies))
+
+
+def test_only_the_dynamic_part_is_blurred(binned_model, movies):
+    """Forecast = upsampled dynamic part + the running baseline of the full-resolution run."""
+    forecast = binned_model.predict(movies)
+    for run, predicted in zip(movies, forecast):
+        baseline = RunningDeviation(run, binned_model.baseline_time_constant).block(1, 20)[1]
+        dynamic = predicted - baseline
+        np.testing.assert_allclose(dynamic, dynamic[:, ::2, ::2].repeat(2, 1).repeat(2, 2),
+                                   atol=1e-5)
+        assert not np.allclose(predicted, predicted[:, ::2, ::2].repeat(2, 1).repeat(2, 2))
+
+
+def test_spatial_bin_1_is_the_model_without_binning(movies, monkeypatch):
+    default = SparseVARAutoencoder(**TINY_PARAMS).fit(movies)
+
+    def no_binning(*args, **kwargs):
+        raise AssertionError("spatial_bin=1 must not bin")
+
+    for name in ("BinnedMovie", "bin_frames", "upsample_frames"):
+        monkeypatch.setattr(skvarae.estimator, name, no_binning)
+    model = SparseVARAutoencoder(**TINY_PARAMS, spatial_bin=1).fit(movies)
+    np.testing.assert_array_equal(model.predict(movies), default.predict(movies))
+    np.testing.assert_array_equal(model.coef_, default.coef_)
+    np.testing.assert_array_equal(model.contribution_maps_, default.contribution_maps_)
+    np.testing.assert_array_equal(model.decode(model.encode(movies)),
+                                  default.decode(default.encode(movies)))
+
+
+@pytest.mark.parametrize("baseline", ["running", "mean"])
+def test_block_constant_movie_gives_block_constant_forecasts(baseline):
+    coarse = make_ar_movies(n_runs=2, n_frames=20, shape=(5, 7))
+    X = np.stack([block_constant(run, 2, (10, 14)) for run in coarse])
+    model = SparseVARAutoencoder(**TINY_PARAMS, spatial_bin=2, baseline=baseline).fit(X)
+    for frames in (model.predict(X), model.decode(model.encode(X)), model.mean_frame_[None]):
+        np.testing.assert_array_equal(frames, frames[..., ::2, ::2].repeat(2, -2).repeat(2, -1))
+
+
+def test_clone_get_params_and_grid_search_over_spatial_bin(tiny_params):
+    X = make_ar_movies(n_runs=4, n_frames=16, shape=(8, 6))
+    model = SparseVARAutoencoder(**tiny_params, spatial_bin=2)
+    assert model.get_params()["spatial_bin"] == 2 and clone(model).spatial_bin == 2
+    assert SparseVARAutoencoder().spatial_bin == 1
+    search = GridSearchCV(model, {"spatial_bin": [1, 2]}, cv=2).fit(X)
+    assert [p["spatial_bin"] for p in search.cv_results_["params"]] == [1, 2]
+    best = search.best_params_["spatial_bin"]
+    assert search.best_estimator_.offset_.shape == binned_shape((8, 6), best)
+
+
+def test_save_load_and_pickle_keep_spatial_bin(binned_model, movies, tmp_path):
+    binned_model.save(tmp_path / "m.pt")
+    restored = SparseVARAutoencoder.load(tmp_path / "m.pt")
+    assert restored.spatial_bin == 2 and restored.offset_.shape == (5, 7)
+    np.testing.assert_array_equal(restored.predict(movies), binned_model.predict(movies))
+    unpickled = pickle.loads(pickle.dumps(binned_model))
+    np.testing.assert_array_equal(unpickled.decode(unpickled.encode(movies)),
+                                  binned_model.decode(binned_model.encode(movies)))
+
+
+def test_files_and_pickles_without_spatial_bin_load_unbinned(movies, tmp_path):
+    model = SparseVARAutoencoder(**{**TINY_PARAMS, "max_epochs": 1}).fit(movies)
+    model.save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["params"]["spatial_bin"]
+    torch.save(payload, tmp_path / "old.pt")
+    restored = SparseVARAutoencoder.load(tmp_path / "old.pt")
+    assert restored.spatial_bin == 1
+    np.testing.assert_array_equal(restored.predict(movies), model.predict(movies))
+    state = model.__getstate__()
+    del state["spatial_bin"]
+    unpickled = SparseVARAutoencoder.__new__(SparseVARAutoencoder)
+    unpickled.__setstate__(state)
+    assert unpickled.get_params()["spatial_bin"] == 1
+
+
+def test_inputs_are_not_modified(binned_model):
+    X = make_ar_movies(n_runs=2, n_frames=20, shape=(10, 14))
+    copy = X.copy()
+    model = clone(binned_model).fit(X)
+    model.predict(X), model.score(X), model.transform(X), model.contribution_map(X)
+    model.decode(model.encode(X))
+    np.testing.assert_array_equal(X, copy)
