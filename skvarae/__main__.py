@@ -171,6 +171,7 @@ def _fit(args):
         alpha=args.alpha,
         lags=args.lags,
         latent_channels=args.latent_channels,
+        spatial_bin=args.spatial_bin,
         max_epochs=args.epochs,
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
@@ -281,6 +282,9 @@ def build_parser():
     fit.add_argument("--alpha", type=float, default=0.01, help="ℓ1 penalty (default 0.01)")
     fit.add_argument("--lags", type=int, default=1, help="VAR order (default 1)")
     fit.add_argument("--latent-channels", type=int, default=2)
+    fit.add_argument("--spatial-bin", type=int, default=1, metavar="N",
+                     help="average frames over N x N pixel blocks first (default 1: no "
+                     "binning; about cell diameter / 4)")
     fit.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
     fit.add_argument("--learning-rate", type=float, default=1e-3,
                      help="Adam learning rate (default 1e-3)")

@@ -70,6 +70,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_integer, check_model_runs, check_params
 from .baseline import RunningDeviation
+from .binning import BinnedMovie, bin_frames, upsample_frames
 from .io import iter_frame_batches
 from .stats import MapPermutationTestResult, permutation_test_maps
 
@@ -347,17 +348,23 @@ def _maps_on(estimator, runs, kind="driving"):
     """Per-run maps of runs under a fitted model, each run's VAR refitted on its latents.
 
     Reads the model's public attributes only: ``transform``, ``encoder_``, ``offset_``,
-    ``scale_``, ``mean_frame_``, ``latent_shape_``, ``lags``, ``skip_connection`` and the running
-    baseline's parameters.
+    ``scale_``, ``mean_frame_``, ``latent_shape_``, ``lags``, ``skip_connection``,
+    ``spatial_bin`` and the running baseline's parameters. With ``spatial_bin``, the maps are
+    computed on the binned runs, as the network sees them, and returned at the input resolution
+    (each pixel holds its block's value).
     """
     d = int(np.prod(estimator.latent_shape_))
     coef = estimator.transform(runs).reshape(len(runs), estimator.lags, d, d)
+    factor = getattr(estimator, "spatial_bin", 1)
     reference = estimator.mean_frame_
+    if factor > 1:
+        runs = [BinnedMovie(run, factor) for run in runs]
+        reference = bin_frames(reference, factor)
     if getattr(estimator, "baseline", "mean") == "running" and estimator.skip_connection:
         # The network sees each frame's deviation from its running baseline (offset_ = 0).
         runs = [RunningDeviation(run, estimator.baseline_time_constant) for run in runs]
         reference = estimator.offset_
-    return contribution_maps(
+    maps = contribution_maps(
         estimator.encoder_,
         runs,
         coef,
@@ -366,6 +373,9 @@ def _maps_on(estimator, runs, kind="driving"):
         baseline=reference,
         kind=kind,
     )
+    if factor > 1:
+        maps = upsample_frames(maps, factor, estimator.frame_shape_)
+    return maps
 
 
 def contribution_map(estimator, X=None, *, per_run=False, kind="driving"):
@@ -406,7 +416,9 @@ def contribution_map(estimator, X=None, *, per_run=False, kind="driving"):
     -------
     omega : ndarray of shape (height, width), or (n_runs, height, width) with ``per_run=True``
         Non-negative float64 map(s) in the units of the latents; the overall map is the mean of
-        the per-run maps.
+        the per-run maps. At the input resolution: with the estimator's ``spatial_bin``, the
+        maps are computed at the network's (binned) resolution and each pixel holds the value
+        of its block.
 
     Raises
     ------

@@ -62,6 +62,7 @@ def test_fit_map_compare_round_trip(run_files, tmp_path, capsys):
         (["map", "missing-model.pt", "x.npy"], "missing-model.pt"),
         (["fit", "{first}", "--alpha", "-1"], "alpha"),
         (["fit", "{first}", "--batch-size", "0"], "batch_size"),
+        (["fit", "{first}", "--spatial-bin", "0"], "spatial_bin"),
     ],
 )
 def test_user_errors_are_one_line_with_nonzero_exit(argv, message, run_files, capsys, tmp_path):
@@ -79,6 +80,14 @@ def test_fit_passes_the_training_options_to_the_estimator(run_files, tmp_path):
     assert main(argv) == 0
     params = SparseVARAutoencoder.load(model_path).get_params()
     assert (params["learning_rate"], params["batch_size"], params["window"]) == (0.01, 3, None)
+
+
+def test_fit_passes_spatial_bin_to_the_estimator(run_files, tmp_path):
+    model_path = tmp_path / "model.pt"
+    argv = ["fit", *run_files, "--epochs", "1", "--spatial-bin", "2", "--out", str(model_path)]
+    assert main(argv) == 0
+    model = SparseVARAutoencoder.load(model_path)
+    assert model.spatial_bin == 2 and model.offset_.shape == (16, 16)
 
 
 def test_bad_window_is_an_argparse_error(capsys):

@@ -57,3 +57,15 @@ def test_the_message_says_what_the_step_needs(ar_movies, tiny_params):
 def test_memory_budget_is_validated(ar_movies, tiny_params, bad):
     with pytest.raises((ValueError, TypeError), match="memory_budget"):
         SparseVARAutoencoder(**tiny_params, memory_budget=bad).fit(ar_movies)
+
+
+def test_binning_brings_a_step_within_the_budget(tiny_params):
+    movies = np.random.default_rng(0).random((2, 12, 24, 24), dtype=np.float32)
+    params = dict(tiny_params, validation_fraction=0.0)
+    shape = (24, 24)
+    # A budget that holds the binned step (12x12 frames) whole but not one frame at 24x24.
+    budget = 24 * 8 * shape[0] * shape[1] / 2**30
+    with pytest.raises(ValueError, match="spatial_bin=1"):
+        SparseVARAutoencoder(**params, memory_budget=budget).fit(movies)
+    model = SparseVARAutoencoder(**params, memory_budget=budget, spatial_bin=2).fit(movies)
+    assert model.predict(movies).shape == (2, 11, 24, 24)
