@@ -107,6 +107,10 @@ class RunningDeviation:
             for first in range(start, stop, chunk):
                 _, state = self._filter(run[first : min(first + chunk, stop)], state)
             self._states.append(state)
+        # (frame, baseline before it) where the last block read ended: reading the run in
+        # consecutive blocks (as streaming does) continues from there instead of refiltering
+        # from the last checkpoint. One tuple, replaced at once (safe to share across threads).
+        self._cursor = (0, self._states[0])
 
     def __len__(self):
         return self.shape[0]
@@ -141,12 +145,15 @@ class RunningDeviation:
         baselines : ndarray of shape (stop - start, height, width)
             float64 b_{t-1} for each t.
         """
-        first = (start // self.checkpoint) * self.checkpoint
-        state = self._states[start // self.checkpoint]
-        if first < start:
-            _, state = self._filter(self.run[first:start], state)
+        cursor_frame, state = self._cursor
+        if cursor_frame != start:
+            first = (start // self.checkpoint) * self.checkpoint
+            state = self._states[start // self.checkpoint]
+            if first < start:
+                _, state = self._filter(self.run[first:start], state)
         frames = np.asarray(self.run[start:stop], dtype=np.float64)
-        baselines, _ = self._filter(frames, state)
+        baselines, end_state = self._filter(frames, state)
+        self._cursor = (stop, end_state)
         return frames, baselines
 
     def __getitem__(self, key):

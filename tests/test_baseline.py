@@ -103,3 +103,39 @@ def test_baseline_is_ignored_without_the_skip_connection():
     runs = drifting_runs()
     model = SparseVARAutoencoder(skip_connection=False, **TINY).fit(runs)
     assert np.allclose(model.offset_, model.mean_frame_.mean())
+
+
+def test_reading_in_any_order_gives_the_same_deviations_as_one_pass():
+    rng = np.random.default_rng(3)
+    run = rng.random((40, 3, 4)).astype(np.float32) * 100
+    whole = RunningDeviation(run, 5, checkpoint=8)[:]
+    streamed = RunningDeviation(run, 5, checkpoint=8)
+    consecutive = np.concatenate([streamed[start : start + 3] for start in range(0, 40, 3)])
+    np.testing.assert_array_equal(consecutive, whole)
+    for start, stop in [(17, 20), (3, 9), (20, 25), (0, 2), (39, 40), (25, 33)]:
+        np.testing.assert_array_equal(streamed[start:stop], whole[start:stop])
+
+
+class _CountingRun:
+    """A run that counts the frames read from it."""
+
+    def __init__(self, frames):
+        self.frames, self.shape, self.dtype, self.read = frames, frames.shape, frames.dtype, 0
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, key):
+        out = self.frames[key]
+        self.read += len(out) if out.ndim == 3 else 1
+        return out
+
+
+def test_streaming_in_small_blocks_reads_each_frame_about_once():
+    run = _CountingRun(np.random.default_rng(0).random((600, 2, 2)).astype(np.float32))
+    deviation = RunningDeviation(run, 50)  # checkpoints every 256 frames
+    after_init = run.read
+    for start in range(0, 600, 4):
+        deviation[start : start + 4]
+    # 600 frames read once; refiltering from the last checkpoint would read ~75,000
+    assert run.read - after_init == 600
