@@ -279,7 +279,8 @@ def main(argv=None):
 
     print(f"# {MEMBER} from {WHEEL}; {args.runs} runs x {args.run_frames} frames, last "
           f"{args.held_out} held out; {args.threads} torch threads, device {args.device}")
-    print("| frames | seed | method | forecast R² | reconstruction R² | fit s | epochs (best/run) |")
+    print("| frames | seed | method | forecast R² | reconstruction R² | fit s "
+          "| epochs (best/run) |")
     print("|---|---|---|---|---|---|---|")
     for bin_factor in args.bin:
         runs = load_runs(path, bin_factor=bin_factor, run_frames=args.run_frames, n_runs=args.runs)

@@ -703,8 +703,8 @@ def movie_statistics(movie, *, bins=(1, 2, 4)):
         lag1 = (centred[1:] * centred[:-1]).mean(axis=0) * len(binned) / (len(binned) - 1)
         noise = np.diff(binned, axis=0).var(axis=0) / 2.0
         stats["lag1_median"][k] = float(np.median(lag1 / variance))
-        stats["noise_fraction_median"][k] = float(np.median(np.sqrt(np.minimum(noise / variance,
-                                                                                1.0))))
+        noise_fraction = np.sqrt(np.minimum(noise / variance, 1.0))
+        stats["noise_fraction_median"][k] = float(np.median(noise_fraction))
         stats["signal_to_noise_median"][k] = float(np.median(
             np.sqrt(np.maximum(variance - noise, 0.0) / np.maximum(noise, 1e-300))
         ))

@@ -1025,14 +1025,9 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
                 stacklevel=2,
             )
             params["random_state"] = None
-        for name in ("lags", "latent_channels", "max_latent_side", "base_channels", "max_epochs",
-                     "batch_size", "window", "n_iter_no_change", "n_jobs", "verbose",
-                     "spatial_bin"):
-            if isinstance(params[name], np.integer):
-                params[name] = int(params[name])
-        for name in ("alpha", "forecast_weight", "reconstruction_weight", "learning_rate", "tol"):
-            params[name] = float(params[name])
-        params["skip_connection"] = bool(params["skip_connection"])
+        for name, value in params.items():  # numpy scalars as Python numbers (weights_only)
+            if isinstance(value, (np.integer, np.floating, np.bool_)):
+                params[name] = value.item()
         params["device"] = str(params["device"])
         payload = {
             "format": _SAVE_FORMAT,

@@ -738,6 +738,8 @@ def _first_frame_beyond_float32(run):
             big = (np.abs(block) > _FLOAT32_MAX).reshape(block.shape[0], -1).any(axis=1)
             return start + int(np.flatnonzero(big)[0])
     return None
+
+
 def _shape_or_none(item):
     try:
         return np.shape(item)

@@ -394,3 +394,16 @@ def test_cli_ctrl_c_is_one_line_and_exit_130(run_files, tmp_path, capsys, monkey
     monkeypatch.setattr(SparseVARAutoencoder, "fit", interrupted)
     assert main(["fit", *run_files, "--out", str(tmp_path / "m.pt")]) == 130
     assert capsys.readouterr().err.strip() == "skvarae fit: interrupted"
+
+
+def test_save_and_load_numpy_scalar_parameters(tmp_path, ar_movies, tiny_params):
+    params = dict(
+        tiny_params, baseline_time_constant=np.int64(5), validation_fraction=np.float64(0.1),
+        alpha=np.float32(0.02), memory_budget=np.float64(1.0), skip_connection=np.bool_(True),
+    )
+    model = SparseVARAutoencoder(**params).fit(ar_movies)
+    model.save(tmp_path / "m.pt")
+    loaded = SparseVARAutoencoder.load(tmp_path / "m.pt")
+    assert loaded.baseline_time_constant == 5 and type(loaded.baseline_time_constant) is int
+    assert loaded.alpha == pytest.approx(0.02) and loaded.memory_budget == 1.0
+    np.testing.assert_allclose(loaded.predict(ar_movies), model.predict(ar_movies), rtol=1e-6)

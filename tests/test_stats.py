@@ -191,7 +191,8 @@ def test_n_jobs_gives_identical_results(monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n_permutations=0), "n_permutations.*must be an int in the range \\[1, inf\\)\\. Got 0"),
+        (dict(n_permutations=0),
+         "n_permutations.*must be an int in the range \\[1, inf\\)\\. Got 0"),
         (dict(n_permutations=10.5), "n_permutations.*must be an int"),
         (dict(n_permutations=True), "n_permutations.*must be an int"),
     ],
