@@ -895,6 +895,9 @@ def map_task(seed, variant, args):
             record["n_significant"] = int(significant.sum())
             record["significant_on_changed"] = (
                 float(changed[significant].mean()) if significant.any() else float("nan"))
+    print(f"  seed {seed} {variant}: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in record.items() if k.startswith("auc_") or k == "fit_seconds"),
+        flush=True)
     return record, (maps[MAP_KINDS[0]].mean(axis=0), data) if seed == args.seeds[0] else None
 
 
