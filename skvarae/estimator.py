@@ -33,6 +33,7 @@ from ._validation import (
 from .baseline import RunningDeviation
 from .binning import BinnedMovie, bin_frames, binned_shape, upsample_frames
 from .io import check_runs, iter_frame_batches
+from .latent_grid import max_latent_side_for_cells
 from .network import ConvDecoder, ConvEncoder
 from .training import (
     HeldOutTails,
@@ -215,6 +216,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         ``d = latent_channels * h * w``.
     max_latent_side : int, default=4
         The encoder downsamples by 2 until both sides of the latent map are at most this.
+        Unused when ``cell_radius`` is set.
+    cell_radius : float or None, default=None
+        Typical soma radius in pixels of the input frames. When set, the latent grid follows
+        the cells instead of ``max_latent_side``: each latent position covers a tile of the
+        cell diameter rounded up to a power of two
+        (:func:`skvarae.latent_grid.max_latent_side_for_cells`, on the binned frames with
+        ``spatial_bin``), e.g. a 5 x 5 grid of 8-pixel tiles for 40 x 40 frames and radius 3.
+        Tiles of one cell let contribution maps tell a cell from its neighbour (``d`` grows
+        with the frame: 2 x 16 x 16 = 512 latents at 128 x 128 with radius 4). ``None``: the
+        grid is set by ``max_latent_side``.
     base_channels : int, default=8
         Channels of the first convolution (doubling per layer, at most 64).
     training : {"end_to_end", "two_stage"}, default="end_to_end"
@@ -388,6 +399,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         "lags": [Integer(1, None)],
         "latent_channels": [Integer(1, None)],
         "max_latent_side": [Integer(1, None)],
+        "cell_radius": [Real(0, None, closed="neither"), None],
         "base_channels": [Integer(1, None)],
         "training": [StrOptions({"end_to_end", "two_stage"})],
         "skip_connection": ["boolean"],
@@ -418,6 +430,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         lags=1,
         latent_channels=2,
         max_latent_side=4,
+        cell_radius=None,
         base_channels=8,
         training="end_to_end",
         skip_connection=True,
@@ -444,6 +457,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         self.lags = lags
         self.latent_channels = latent_channels
         self.max_latent_side = max_latent_side
+        self.cell_radius = cell_radius
         self.base_channels = base_channels
         self.training = training
         self.skip_connection = skip_connection
@@ -702,10 +716,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             return None
         return held_out
 
+    def _max_latent_side(self, frame_shape):
+        """``max_latent_side``, or the grid of one cell per tile with ``cell_radius``."""
+        if self.cell_radius is None:
+            return self.max_latent_side
+        return max_latent_side_for_cells(frame_shape, self.cell_radius / self.spatial_bin)
+
     def _build_network(self, frame_shape):
         kwargs = dict(
             latent_channels=self.latent_channels,
-            max_latent_side=self.max_latent_side,
+            max_latent_side=self._max_latent_side(frame_shape),
             base_channels=self.base_channels,
             linear_path=self.linear_path,
         )
@@ -1021,6 +1041,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         for name, value in _PARAMS_BEFORE_REAL_DATA_DEFAULTS.items():
             state.setdefault(name, value)  # pickled before these parameters existed
         state.setdefault("spatial_bin", 1)  # pickled before spatial binning
+        state.setdefault("cell_radius", None)  # pickled before the grid could follow the cells
         self.__dict__.update(state)
         if "mean_frame_" in state and "offset_" not in state:  # pickled before offset_ existed
             self.offset_ = self._network_offset(self.mean_frame_)
@@ -1084,6 +1105,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
                 params[name] = int(params[name])
         for name in ("alpha", "forecast_weight", "reconstruction_weight", "learning_rate", "tol"):
             params[name] = float(params[name])
+        if params["cell_radius"] is not None:
+            params["cell_radius"] = float(params["cell_radius"])
         params["skip_connection"] = bool(params["skip_connection"])
         if not isinstance(params["linear_path"], str):
             params["linear_path"] = bool(params["linear_path"])

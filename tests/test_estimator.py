@@ -480,3 +480,19 @@ def test_save_load_and_pickle_keep_the_linear_path(movies, tmp_path, linear_path
     np.testing.assert_array_equal(restored.predict(movies), model.predict(movies))
     unpickled = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(unpickled.predict(movies), model.predict(movies))
+
+
+def test_cell_radius_sets_the_latent_grid_and_survives_save_load(tmp_path):
+    from skvarae.latent_grid import max_latent_side_for_cells
+
+    movies = ar_movies(n_runs=2, n_frames=12, shape=(20, 20))
+    params = {**TINY, "max_epochs": 1, "latent_channels": 1}
+    model = SparseVARAutoencoder(**params, cell_radius=2.0).fit(movies)
+    side = max_latent_side_for_cells((20, 20), 2.0)  # tiles of 4 pixels: 5 x 5
+    assert model.latent_shape_ == (1, side, side) == (1, 5, 5)
+    binned = SparseVARAutoencoder(**params, cell_radius=2.0, spatial_bin=2).fit(movies)
+    assert binned.latent_shape_ == (1, 5, 5)  # radius 1 on 10 x 10 binned frames: tiles of 2
+    model.save(tmp_path / "m.pt")
+    restored = SparseVARAutoencoder.load(tmp_path / "m.pt")
+    assert restored.cell_radius == 2.0
+    np.testing.assert_array_equal(restored.predict(movies), model.predict(movies))
