@@ -871,7 +871,8 @@ def per_run_maps(variant, data, seed, args):
     maps = {kind: model.contribution_map(data.movies, per_run=True, kind=kind)
             for kind in MAP_KINDS}
     return maps, dict(fit_seconds=fit_seconds, d=int(np.prod(model.latent_shape_)),
-                      latent_shape=list(model.latent_shape_))
+                      latent_shape=list(model.latent_shape_), best_epoch=int(model.best_epoch_),
+                      n_iter=int(model.n_iter_))
 
 
 def map_task(seed, variant, args):
@@ -896,7 +897,8 @@ def map_task(seed, variant, args):
             record["significant_on_changed"] = (
                 float(changed[significant].mean()) if significant.any() else float("nan"))
     print(f"  seed {seed} {variant}: " + ", ".join(
-        f"{k} {v:.3f}" for k, v in record.items() if k.startswith("auc_") or k == "fit_seconds"),
+        f"{k} {v:.3f}" for k, v in record.items() if k.startswith("auc_") or k == "fit_seconds")
+        + (f", epochs {record['best_epoch']}/{record['n_iter']}" if "best_epoch" in record else ""),
         flush=True)
     return record, (maps[MAP_KINDS[0]].mean(axis=0), data) if seed == args.seeds[0] else None
 
