@@ -214,6 +214,10 @@ class PCAVAR:
 
 
 def neural_model(variant, alpha, seed, args):
+    extra = {} if args.linear_path is None else dict(linear_path=args.linear_path)
+    if args.estimator_defaults:  # only λ, the variant and the device/seed are set
+        return SparseVARAutoencoder(alpha=alpha, device="cpu", random_state=seed,
+                                    **NEURAL[variant], **extra)
     return SparseVARAutoencoder(
         alpha=alpha,
         latent_channels=args.latent_channels,
@@ -226,6 +230,7 @@ def neural_model(variant, alpha, seed, args):
         device="cpu",
         random_state=seed,
         **NEURAL[variant],
+        **extra,
     )
 
 
@@ -787,6 +792,13 @@ def parse_args(argv=None):
                         help="--maps: PCA components (default: the neural models' d)")
     parser.add_argument("--variants-maps", nargs="+", default=list(MAP_VARIANTS),
                         choices=MAP_VARIANTS, help="variants of --maps")
+    parser.add_argument("--estimator-defaults", action="store_true",
+                        help="neural models with the estimator's defaults (training budget, "
+                        "early stopping, batches, windows, learning rate); only λ, the "
+                        "variant, the device and, with --maps, the latent grid are set")
+    parser.add_argument("--linear-path", type=lambda v: False if v == "False" else v,
+                        choices=["local", "global", False], default=None,
+                        help="linear_path of the neural models (default: the estimator's)")
     parser.add_argument("--tables-from", type=Path, default=None, metavar="RESULTS_JSON",
                         help="fit nothing: rewrite table.md and sweep.md in --out from the "
                         "results.json of an earlier run")
@@ -859,7 +871,8 @@ def per_run_maps(variant, data, seed, args):
     maps = {kind: model.contribution_map(data.movies, per_run=True, kind=kind)
             for kind in MAP_KINDS}
     return maps, dict(fit_seconds=fit_seconds, d=int(np.prod(model.latent_shape_)),
-                      latent_shape=list(model.latent_shape_))
+                      latent_shape=list(model.latent_shape_), best_epoch=int(model.best_epoch_),
+                      n_iter=int(model.n_iter_))
 
 
 def map_task(seed, variant, args):
@@ -883,6 +896,10 @@ def map_task(seed, variant, args):
             record["n_significant"] = int(significant.sum())
             record["significant_on_changed"] = (
                 float(changed[significant].mean()) if significant.any() else float("nan"))
+    print(f"  seed {seed} {variant}: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in record.items() if k.startswith("auc_") or k == "fit_seconds")
+        + (f", epochs {record['best_epoch']}/{record['n_iter']}" if "best_epoch" in record else ""),
+        flush=True)
     return record, (maps[MAP_KINDS[0]].mean(axis=0), data) if seed == args.seeds[0] else None
 
 
@@ -948,7 +965,10 @@ def maps_main(args):
     args.map_d = args.latent_channels * args.max_latent_side**2
     print(f"# bench_evidence --maps: case {args.case} {MAP_CASES[args.case]}, seeds {args.seeds}, "
           f"{args.map_runs} runs x {args.frames} frames, alpha {args.alpha}, "
-          f"max_latent_side {args.max_latent_side}, {args.epochs} epochs", flush=True)
+          f"max_latent_side {args.max_latent_side}, "
+          + ("estimator defaults" if args.estimator_defaults else f"{args.epochs} epochs")
+          + f", linear_path {args.linear_path if args.linear_path is not None else 'default'}",
+          flush=True)
     tasks = [(seed, variant) for seed in args.seeds for variant in args.variants_maps]
     if args.n_jobs == 1:
         outputs = [map_task(seed, variant, args) for seed, variant in tasks]

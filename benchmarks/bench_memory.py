@@ -111,8 +111,8 @@ def estimated_unbounded_gib(side):
     from skvarae.training import activation_bytes
 
     shape = (side, side)
-    e, g = activation_bytes(ConvEncoder(shape, linear_path=True),
-                            ConvDecoder(shape, linear_path=True), shape, torch.device("cpu"))
+    e, g = activation_bytes(ConvEncoder(shape, linear_path="local"),
+                            ConvDecoder(shape, linear_path="local"), shape, torch.device("cpu"))
     n_frames = 4 * 64  # batch_size x window of the defaults
     return n_frames * (8 * side * side + e + 2 * g) / 2**30
 

@@ -241,7 +241,8 @@ def evaluate(method, train_runs, test_runs):
 
 
 def methods(seed, args):
-    default = SparseVARAutoencoder(device=args.device, random_state=seed)
+    extra = {} if args.linear_path is None else dict(linear_path=args.linear_path)
+    default = SparseVARAutoencoder(device=args.device, random_state=seed, **extra)
     d = default.latent_channels * 16 if args.d is None else args.d
     params = dict(alpha=default.alpha, lags=default.lags)
     tau = default.baseline_time_constant
@@ -250,7 +251,7 @@ def methods(seed, args):
     yield PCAVAR(d, reference="running", time_constant=tau, **params)
     yield Neural(
         "two-stage", SparseVARAutoencoder(training="two_stage", device=args.device,
-                                          random_state=seed)
+                                          random_state=seed, **extra)
     )
     yield Neural("end-to-end (defaults)", default)
 
@@ -267,6 +268,9 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="64x64 only, seed 0")
+    parser.add_argument("--linear-path", type=lambda v: False if v == "False" else v,
+                        choices=["local", "global", False], default=None,
+                        help="linear_path of the neural rows (default: the estimator's)")
     args = parser.parse_args(argv)
     if args.quick:
         args.bin, args.seeds = [2], [0]
@@ -278,7 +282,8 @@ def main(argv=None):
         return SKIPPED
 
     print(f"# {MEMBER} from {WHEEL}; {args.runs} runs x {args.run_frames} frames, last "
-          f"{args.held_out} held out; {args.threads} torch threads, device {args.device}")
+          f"{args.held_out} held out; {args.threads} torch threads, device {args.device}"
+          + ("" if args.linear_path is None else f", linear_path {args.linear_path}"))
     print("| frames | seed | method | forecast R² | reconstruction R² | fit s "
           "| epochs (best/run) |")
     print("|---|---|---|---|---|---|---|")

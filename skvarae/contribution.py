@@ -94,6 +94,7 @@ def _check_kind(kind):
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
     return kind
 
+
 #: Pixels (frames x height x width) per batch of the Jacobian pass. The retained graph of the
 #: default encoder holds about ten floats per input pixel, so a batch needs some 50 MiB,
 #: whatever the frame size.

@@ -33,6 +33,7 @@ from ._validation import (
 from .baseline import RunningDeviation
 from .binning import BinnedMovie, bin_frames, binned_shape, upsample_frames
 from .io import check_runs, iter_frame_batches
+from .latent_grid import max_latent_side_for_cells
 from .network import ConvDecoder, ConvEncoder
 from .training import (
     HeldOutTails,
@@ -77,7 +78,9 @@ FITTED_ATTRIBUTES = {
 }
 #: Parameters added with the real-data defaults, and the values that reproduce the model of
 #: files and pickles written before them (their networks have no linear path).
-_PARAMS_BEFORE_REAL_DATA_DEFAULTS = dict(baseline="mean", linear_path=False, validation_fraction=0.0)
+_PARAMS_BEFORE_REAL_DATA_DEFAULTS = dict(
+    baseline="mean", linear_path=False, validation_fraction=0.0
+)
 _MODULES = tuple(name for name, kind in FITTED_ATTRIBUTES.items() if kind == "module")
 
 
@@ -123,28 +126,66 @@ def held_out_split(n_frames):
 _PCA_SAMPLE_VALUES = 2**25
 
 
-def _principal_components(sequences, n_components, rng):
-    """First principal directions of the standardised training frames, (n_components, H * W).
+def _pca_sample(sequences, n_components):
+    """Evenly spaced sample of the standardised training frames, (n_frames, H * W), float32.
 
-    Fitted on an evenly spaced sample of the training frames (all of them when they fit in
-    ``_PCA_SAMPLE_VALUES`` values) by scikit-learn's randomized PCA. When there are fewer
-    frames (or pixels) than components, the remaining rows are zero.
+    Every frame when they fit in ``_PCA_SAMPLE_VALUES`` values, and at least ``2 * n_components``
+    frames.
     """
     n_pixels = int(np.prod(sequences.runs[0].shape[1:]))
     n_frames = sum(sequences.lengths)
     budget = max(2 * n_components, _PCA_SAMPLE_VALUES // n_pixels)
     stride = max(1, -(-n_frames // budget))
-    sample = np.concatenate(
+    return np.concatenate(
         [sequences[i][::stride].reshape(-1, n_pixels).numpy() for i in range(len(sequences))]
     )
+
+
+def _pca_components(sample, n_components, seed):
+    """First ``n_components`` principal directions of ``sample``; zero rows beyond its rank."""
     n_fitted = min(n_components, *sample.shape)
-    components = np.zeros((n_components, n_pixels), dtype=np.float32)
+    components = np.zeros((n_components, sample.shape[1]), dtype=np.float32)
+    if n_fitted == 0:
+        return components
     pca = PCA(
         n_fitted,
         svd_solver="full" if min(sample.shape) <= 500 else "randomized",
-        random_state=rng.randint(np.iinfo(np.int32).max),
+        random_state=seed,
     )
     components[:n_fitted] = pca.fit(sample).components_
+    return components
+
+
+def _principal_components(sequences, n_components, rng):
+    """First principal directions of the standardised training frames, (n_components, H * W).
+
+    Fitted on an evenly spaced sample of the training frames (all of them when they fit in
+    ``_PCA_SAMPLE_VALUES`` values) by scikit-learn's PCA (randomized for large samples). When
+    there are fewer frames (or pixels) than components, the remaining rows are zero.
+    """
+    sample = _pca_sample(sequences, n_components)
+    return _pca_components(sample, n_components, rng.randint(np.iinfo(np.int32).max))
+
+
+def _tile_principal_components(sequences, latent_shape, tile, rng):
+    """Per-tile principal directions: the local linear path's start, (*latent_shape, tile, tile).
+
+    ``components[:, i, j]`` holds the first ``channels`` principal directions of the pixels of
+    tile (i, j) (rows ``i * tile`` to ``(i + 1) * tile``, columns likewise, clipped to the
+    frame), fitted on the same frame sample as :func:`_principal_components`; entries beyond the
+    frame, and rows beyond the rank of a tile's sample, are zero.
+    """
+    channels, h, w = latent_shape
+    frame_shape = tuple(sequences.runs[0].shape[1:])
+    sample = _pca_sample(sequences, channels * h * w).reshape(-1, *frame_shape)
+    seed = rng.randint(np.iinfo(np.int32).max)
+    components = np.zeros((channels, h, w, tile, tile), dtype=np.float32)
+    for i in range(h):
+        for j in range(w):
+            block = sample[:, i * tile:(i + 1) * tile, j * tile:(j + 1) * tile]
+            rows, cols = block.shape[1:]
+            local = _pca_components(block.reshape(len(block), -1), channels, seed)
+            components[:, i, j, :rows, :cols] = local.reshape(channels, rows, cols)
     return components
 
 
@@ -177,6 +218,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         ``d = latent_channels * h * w``.
     max_latent_side : int, default=4
         The encoder downsamples by 2 until both sides of the latent map are at most this.
+        Unused when ``cell_radius`` is set.
+    cell_radius : float or None, default=None
+        Typical soma radius in pixels of the input frames. When set, the latent grid follows
+        the cells instead of ``max_latent_side``: each latent position covers a tile of the
+        cell diameter rounded up to a power of two
+        (:func:`skvarae.latent_grid.max_latent_side_for_cells`, on the binned frames with
+        ``spatial_bin``), e.g. a 5 x 5 grid of 8-pixel tiles for 40 x 40 frames and radius 3.
+        Tiles of one cell let contribution maps tell a cell from its neighbour (``d`` grows
+        with the frame: 2 x 16 x 16 = 512 latents at 128 x 128 with radius 4). ``None``: the
+        grid is set by ``max_latent_side``.
     base_channels : int, default=8
         Channels of the first convolution (doubling per layer, at most 64).
     training : {"end_to_end", "two_stage"}, default="end_to_end"
@@ -212,11 +263,20 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         mean frame or the running baseline) at full resolution. Rule of thumb: keep a cell
         body at least 3-4 binned pixels across, ``spatial_bin ≈ cell diameter in pixels / 4``
         (e.g. 2 for 12-pixel somata in 512 x 512 frames). ``1`` does not bin.
-    linear_path : bool, default=True
-        Add a linear path to the encoder and the decoder, initialised at the first ``d``
-        principal components of the training frames (the convolutional path starts at zero).
-        The model then starts as PCA + sparse VAR and training refines it; with
-        ``validation_fraction > 0`` it can only keep what improves held-out frames.
+    linear_path : {"local", "global"} or bool, default="local"
+        Add a linear path to the encoder and the decoder, initialised at principal components
+        of the training frames (the convolutional path starts at zero). The model then starts
+        as PCA + sparse VAR and training refines it; with ``validation_fraction > 0`` it can
+        only keep what improves held-out frames. ``"local"``: latent (c, i, j) reads and writes
+        only the pixels of its tile, the block of ``2 ** n_layers`` pixels the encoder
+        downsamples to position (i, j) of the latent map, and starts at the first
+        ``latent_channels`` principal components of that tile's pixels; the restriction is
+        structural (:class:`skvarae.network.TileLinear`), so training cannot make it global.
+        Latents stay tied to places, which contribution maps need to tell neighbouring cells
+        apart. ``"global"`` (``True``, its meaning before ``"local"`` existed): a dense path
+        started at the first ``d`` principal components of whole frames; every latent then
+        reads every pixel, and maps cannot localise what drives the dynamics. ``False``: the
+        purely convolutional network of the paper.
     forecast_weight, reconstruction_weight : float, default=1.0
         Weights of the forecast and reconstruction mean squared errors in the loss
         (see :mod:`skvarae.training`).
@@ -341,13 +401,14 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         "lags": [Integer(1, None)],
         "latent_channels": [Integer(1, None)],
         "max_latent_side": [Integer(1, None)],
+        "cell_radius": [Real(0, None, closed="neither"), None],
         "base_channels": [Integer(1, None)],
         "training": [StrOptions({"end_to_end", "two_stage"})],
         "skip_connection": ["boolean"],
         "baseline": [StrOptions({"running", "mean"})],
         "baseline_time_constant": [Integer(1, None)],
         "spatial_bin": [Integer(1, None)],
-        "linear_path": ["boolean"],
+        "linear_path": [StrOptions({"local", "global"}), "boolean"],
         "validation_fraction": [Real(0, 0.5, closed="left")],
         "forecast_weight": [Real(0, None, closed="left")],
         "reconstruction_weight": [Real(0, None, closed="left")],
@@ -371,13 +432,14 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         lags=1,
         latent_channels=2,
         max_latent_side=4,
+        cell_radius=None,
         base_channels=8,
         training="end_to_end",
         skip_connection=True,
         baseline="running",
         baseline_time_constant=50,
         spatial_bin=1,
-        linear_path=True,
+        linear_path="local",
         forecast_weight=1.0,
         reconstruction_weight=1.0,
         max_epochs=100,
@@ -397,6 +459,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         self.lags = lags
         self.latent_channels = latent_channels
         self.max_latent_side = max_latent_side
+        self.cell_radius = cell_radius
         self.base_channels = base_channels
         self.training = training
         self.skip_connection = skip_connection
@@ -464,8 +527,13 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         scale = self._scale(inputs, offset)
         sequences = Windows(inputs, self.window, offset, scale, n_frames=n_train)
         validation = self._validation(sequences, n_train)
-        if self.linear_path:
+        if encoder.linear_path == "local":
+            components = _tile_principal_components(
+                sequences, encoder.latent_shape, encoder.tile, rng
+            )
+        elif encoder.linear_path == "global":
             components = _principal_components(sequences, encoder.n_latent, rng)
+        if encoder.linear_path:
             encoder.init_linear_path(components)
             decoder.init_linear_path(components)
         history, best_epoch = train(
@@ -650,10 +718,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             return None
         return held_out
 
+    def _max_latent_side(self, frame_shape):
+        """``max_latent_side``, or the grid of one cell per tile with ``cell_radius``."""
+        if self.cell_radius is None:
+            return self.max_latent_side
+        return max_latent_side_for_cells(frame_shape, self.cell_radius / self.spatial_bin)
+
     def _build_network(self, frame_shape):
         kwargs = dict(
             latent_channels=self.latent_channels,
-            max_latent_side=self.max_latent_side,
+            max_latent_side=self._max_latent_side(frame_shape),
             base_channels=self.base_channels,
             linear_path=self.linear_path,
         )
@@ -969,6 +1043,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         for name, value in _PARAMS_BEFORE_REAL_DATA_DEFAULTS.items():
             state.setdefault(name, value)  # pickled before these parameters existed
         state.setdefault("spatial_bin", 1)  # pickled before spatial binning
+        state.setdefault("cell_radius", None)  # pickled before the grid could follow the cells
         self.__dict__.update(state)
         if "mean_frame_" in state and "offset_" not in state:  # pickled before offset_ existed
             self.offset_ = self._network_offset(self.mean_frame_)

@@ -20,6 +20,11 @@ Design choices
 - The decoder upsamples by nearest-neighbour repetition followed by a convolution rather than a
   strided transposed convolution, which avoids checkerboard artefacts (Odena et al., 2016,
   "Deconvolution and checkerboard artifacts", Distill).
+- The optional linear path (``linear_path``) is either one dense map between pixels and latents
+  (``"global"``: PCA's, every latent reads every pixel) or tile-local (``"local"``): latent
+  (c, i, j) reads and writes only the pixels of its tile, the ``2 ** n_layers`` square block of
+  the frame that the convolutions downsample to latent position (i, j). The local path is
+  stored block-wise (:class:`TileLinear`), so no training step can make it global.
 - Padding and upsampling are written with ``expand`` / ``cat`` / slicing only, whose backward
   passes are plain sums and copies: deterministic on CUDA too, and differentiable to any order
   (the upsampling's backward is written out by hand, the same sums, for speed).
@@ -32,7 +37,7 @@ from torch import nn
 
 from ._validation import check_frame_shape, check_integer
 
-__all__ = ["ConvDecoder", "ConvEncoder", "latent_geometry"]
+__all__ = ["ConvDecoder", "ConvEncoder", "TileLinear", "latent_geometry"]
 
 
 def _check_kernel_size(kernel_size):
@@ -154,6 +159,104 @@ def _upsample_nearest2x(images):
     return _UpsampleNearest2x.apply(images)
 
 
+#: Accepted values of ``linear_path`` and what they mean; ``True`` is ``"global"``, what it meant
+#: before the tile-local path existed (files saved with ``True`` hold a dense linear path).
+_LINEAR_PATHS = {False: False, None: False, True: "global", "global": "global", "local": "local"}
+
+
+def _check_linear_path(linear_path):
+    try:
+        return _LINEAR_PATHS[linear_path]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f'linear_path must be "local", "global", True (= "global") or False, '
+            f"got {linear_path!r}."
+        ) from None
+
+
+class TileLinear(nn.Module):
+    """A linear map between frames and latent maps in which every latent sees only its tile.
+
+    Latent (c, i, j) of a latent map of shape ``(channels, h, w)`` is a weighted sum of the pixels
+    of tile (i, j), the block ``[i * tile, (i + 1) * tile) x [j * tile, (j + 1) * tile)`` of the
+    frame (the block the encoder's ``n_layers`` stride-2 convolutions downsample to position
+    (i, j), with ``tile = 2 ** n_layers``); the transposed map (``transposed=True``, the
+    decoder's) writes latent (c, i, j) into that tile only. The weights are stored block-wise,
+    ``weight[c, i, j]`` of shape ``(tile, tile)``, so locality is structural: a pixel outside the
+    tile has no weight at all. Frames are zero-padded on the bottom and right to the tile grid
+    (decoded frames cropped back); weights on padded pixels get no gradient and stay at their
+    initial zero.
+
+    Parameters
+    ----------
+    frame_shape : tuple of int
+        (height, width).
+    latent_shape : tuple of int
+        (channels, h, w), with ``h * tile >= height > (h - 1) * tile`` (and likewise w).
+    tile : int
+        Side of a tile in pixels.
+    transposed : bool, default=False
+        ``False``: frames (n, height, width) -> latents (n, channels * h * w) (C order).
+        ``True``: latents -> frames, with the same block structure.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = TileLinear((5, 7), (2, 3, 4), 2)
+    >>> layer.weight.shape
+    torch.Size([2, 3, 4, 2, 2])
+    >>> layer(torch.zeros(10, 5, 7)).shape
+    torch.Size([10, 24])
+    >>> layer.dense_weight().shape  # (channels * h * w, height * width)
+    torch.Size([24, 35])
+    """
+
+    def __init__(self, frame_shape, latent_shape, tile, *, transposed=False):
+        super().__init__()
+        self.frame_shape = check_frame_shape(frame_shape)
+        self.latent_shape = tuple(int(v) for v in latent_shape)
+        self.tile = check_integer(tile, "tile", min_val=1)
+        self.transposed = bool(transposed)
+        _, h, w = self.latent_shape
+        self.padded_shape = (h * self.tile, w * self.tile)
+        self.weight = nn.Parameter(torch.zeros(*self.latent_shape, self.tile, self.tile))
+
+    def extra_repr(self):
+        return (
+            f"frame_shape={self.frame_shape}, latent_shape={self.latent_shape}, "
+            f"tile={self.tile}, transposed={self.transposed}"
+        )
+
+    def forward(self, inputs):
+        _, h, w = self.latent_shape
+        t = self.tile
+        height, width = self.frame_shape
+        if self.transposed:
+            latents = inputs.reshape(inputs.shape[0], *self.latent_shape)
+            blocks = torch.einsum("nchw,chwab->nhawb", latents, self.weight)
+            return blocks.reshape(inputs.shape[0], h * t, w * t)[:, :height, :width]
+        pad_h, pad_w = self.padded_shape[0] - height, self.padded_shape[1] - width
+        frames = nn.functional.pad(inputs, (0, pad_w, 0, pad_h)) if pad_h or pad_w else inputs
+        blocks = frames.reshape(frames.shape[0], h, t, w, t)
+        return torch.einsum("nhawb,chwab->nchw", blocks, self.weight).flatten(start_dim=1)
+
+    def dense_weight(self):
+        """The map as a dense matrix ``(channels * h * w, height * width)`` (rows: latents).
+
+        The decoder's map (``transposed=True``) is its transpose. Zero outside each row's tile.
+        """
+        channels, h, w = self.latent_shape
+        t = self.tile
+        blocks = self.weight.permute(0, 1, 3, 2, 4)  # (c, h, w, a, b) -> (c, h, a, w, b)
+        dense = torch.zeros(channels, h, w, h, t, w, t, dtype=self.weight.dtype,
+                            device=self.weight.device)
+        for i in range(h):
+            for j in range(w):
+                dense[:, i, j, i, :, j, :] = blocks[:, i, :, j, :]
+        dense = dense.reshape(channels * h * w, h * t, w * t)
+        return dense[:, : self.frame_shape[0], : self.frame_shape[1]].flatten(start_dim=1)
+
+
 class _Geometry(nn.Module):
     """Shared argument validation and geometry of :class:`ConvEncoder` / :class:`ConvDecoder`."""
 
@@ -162,7 +265,7 @@ class _Geometry(nn.Module):
         kernel_size, linear_path=False,
     ):
         super().__init__()
-        self.linear_path = bool(linear_path)
+        self.linear_path = _check_linear_path(linear_path)
         self.frame_shape = check_frame_shape(frame_shape)
         self.latent_channels = check_integer(latent_channels, "latent_channels", min_val=1)
         self.max_latent_side = check_integer(max_latent_side, "max_latent_side", min_val=1)
@@ -175,6 +278,24 @@ class _Geometry(nn.Module):
         self.latent_shape = (self.latent_channels, *latent_hw)
         self.n_latent = self.latent_channels * latent_hw[0] * latent_hw[1]
         self.channels = _channels(self.n_layers, self.base_channels, self.max_channels)
+        self.tile = 2**self.n_layers
+
+    def _make_linear_path(self, transposed):
+        n_pixels = self.frame_shape[0] * self.frame_shape[1]
+        if self.linear_path == "local":
+            self.tile_linear = TileLinear(
+                self.frame_shape, self.latent_shape, self.tile, transposed=transposed
+            )
+        elif self.linear_path == "global":
+            shape = (self.n_latent, n_pixels)
+            self.linear = nn.Linear(*(shape[::-1] if not transposed else shape), bias=False)
+
+    def _linear(self, inputs):
+        if self.linear_path == "local":
+            return self.tile_linear(inputs)
+        if self.transposed_linear:
+            return self.linear(inputs).unflatten(1, self.frame_shape)
+        return self.linear(inputs.flatten(start_dim=1))
 
     def extra_repr(self):
         return (
@@ -183,16 +304,27 @@ class _Geometry(nn.Module):
         )
 
     def _check_components(self, components):
-        n_pixels = self.frame_shape[0] * self.frame_shape[1]
-        components = torch.as_tensor(components)
-        if components.shape != (self.n_latent, n_pixels):
-            raise ValueError(
-                f"components must have shape (n_latent, height * width) = "
-                f"({self.n_latent}, {n_pixels}), got {tuple(components.shape)}."
-            )
         if not self.linear_path:
             raise ValueError("This network was built with linear_path=False.")
+        components = torch.as_tensor(components)
+        if self.linear_path == "local":
+            shape, names = (*self.latent_shape, self.tile, self.tile), "(*latent_shape, tile, tile)"
+        else:
+            shape = (self.n_latent, self.frame_shape[0] * self.frame_shape[1])
+            names = "(n_latent, height * width)"
+        if components.shape != shape:
+            raise ValueError(
+                f"components must have shape {names} = {shape} with "
+                f"linear_path={self.linear_path!r}, got {tuple(components.shape)}."
+            )
         return components
+
+    def _set_linear_path(self, components, transposed):
+        components = self._check_components(components)
+        if self.linear_path == "local":
+            self.tile_linear.weight.copy_(components)
+        else:
+            self.linear.weight.copy_(components.T if transposed else components)
 
 
 class ConvEncoder(_Geometry):
@@ -217,6 +349,10 @@ class ConvEncoder(_Geometry):
         Cap on the channels of any layer.
     kernel_size : int, default=3
         Side of the convolution kernels; odd.
+    linear_path : {"local", "global"} or bool, default=False
+        Add a linear map from pixels to latents to the convolutional path. ``"local"``: a
+        :class:`TileLinear`, each latent reads only its tile. ``"global"`` (or ``True``): a dense
+        ``nn.Linear`` (attribute ``linear``), each latent reads every pixel. ``False``: none.
 
     Attributes
     ----------
@@ -232,6 +368,8 @@ class ConvEncoder(_Geometry):
         (latent_channels, h, w), with h = height_pad / 2 ** n_layers (and w likewise).
     n_latent : int
         d = latent_channels * h * w, the length of one latent vector.
+    tile : int
+        ``2 ** n_layers``, the side of the block of pixels downsampled to one latent position.
 
     Raises
     ------
@@ -263,9 +401,8 @@ class ConvEncoder(_Geometry):
             base_channels=base_channels, max_channels=max_channels, kernel_size=kernel_size,
             linear_path=linear_path,
         )
-        if self.linear_path:
-            n_pixels = self.frame_shape[0] * self.frame_shape[1]
-            self.linear = nn.Linear(n_pixels, self.n_latent, bias=False)
+        self.transposed_linear = False
+        self._make_linear_path(transposed=False)
         layers = []
         in_channels = 1
         for out_channels in self.channels:
@@ -301,7 +438,7 @@ class ConvEncoder(_Geometry):
         images = _pad_replicate(frames[:, None], self.padded_shape)
         latents = self.layers(images).flatten(start_dim=1)
         if self.linear_path:
-            latents = latents + self.linear(frames.flatten(start_dim=1))
+            latents = latents + self._linear(frames)
         return latents
 
     @torch.no_grad()
@@ -310,16 +447,19 @@ class ConvEncoder(_Geometry):
 
         Sets the linear path's weights to ``components`` and the last (1 x 1) convolution to
         zero, so that the encoder computes exactly ``components @ x.ravel()`` until training
-        moves it. With the first principal components of the training frames, the model starts
-        as PCA and the convolutions learn what PCA misses.
+        moves it. With the first principal components of the training frames (of each tile's
+        pixels for the local path), the model starts as PCA and the convolutions learn what PCA
+        misses.
 
         Parameters
         ----------
-        components : array-like of shape (n_latent, height * width)
-            Rows are the latent directions in pixel space (C order).
+        components : array-like
+            ``linear_path="global"``: shape (n_latent, height * width), rows are the latent
+            directions in pixel space (C order). ``linear_path="local"``: shape
+            ``(*latent_shape, tile, tile)``, ``components[c, i, j]`` the weights of latent
+            (c, i, j) on the pixels of its tile (rows and columns beyond the frame are ignored).
         """
-        components = self._check_components(components)
-        self.linear.weight.copy_(components)
+        self._set_linear_path(components, transposed=False)
         self.layers[-1].weight.zero_()
         self.layers[-1].bias.zero_()
 
@@ -345,10 +485,13 @@ class ConvDecoder(_Geometry):
         Cap on the channels of any layer.
     kernel_size : int, default=3
         Side of the convolution kernels; odd.
+    linear_path : {"local", "global"} or bool, default=False
+        As in :class:`ConvEncoder`, from latents to pixels: ``"local"`` writes each latent into
+        its tile only.
 
     Attributes
     ----------
-    frame_shape, padded_shape, n_layers, channels, latent_shape, n_latent
+    frame_shape, padded_shape, n_layers, channels, latent_shape, n_latent, tile
         As in :class:`ConvEncoder` with the same arguments.
 
     Raises
@@ -378,9 +521,8 @@ class ConvDecoder(_Geometry):
             base_channels=base_channels, max_channels=max_channels, kernel_size=kernel_size,
             linear_path=linear_path,
         )
-        if self.linear_path:
-            n_pixels = self.frame_shape[0] * self.frame_shape[1]
-            self.linear = nn.Linear(self.n_latent, n_pixels, bias=False)
+        self.transposed_linear = True
+        self._make_linear_path(transposed=True)
         padding = self.kernel_size // 2
         self.stem = nn.Sequential(nn.Conv2d(self.latent_channels, self.channels[-1], 1), nn.GELU())
         # Block i undoes encoder layer i: channels[i] -> channels[i - 1] (channels[0] at the end).
@@ -420,7 +562,7 @@ class ConvDecoder(_Geometry):
         height, width = self.frame_shape
         frames = images[:, 0, :height, :width]
         if self.linear_path:
-            frames = frames + self.linear(latents).unflatten(1, (height, width))
+            frames = frames + self._linear(latents)
         return frames
 
     @torch.no_grad()
@@ -432,10 +574,9 @@ class ConvDecoder(_Geometry):
 
         Parameters
         ----------
-        components : array-like of shape (n_latent, height * width)
-            Rows are the latent directions in pixel space (C order).
+        components : array-like
+            As in :meth:`ConvEncoder.init_linear_path`.
         """
-        components = self._check_components(components)
-        self.linear.weight.copy_(components.T)
+        self._set_linear_path(components, transposed=True)
         self.head.weight.zero_()
         self.head.bias.zero_()

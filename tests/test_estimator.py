@@ -424,3 +424,75 @@ def test_streaming_in_small_chunks_gives_the_same_results(fitted, movies, monkey
     monkeypatch.setattr(estimator_module, "_CHUNK_PIXELS", 1)  # frames larger than a chunk
     assert estimator_module._frames_per_chunk(movies.shape[2:]) == 1
     np.testing.assert_allclose(fitted.encode(movies), expected[0], rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------------------ the tile-local linear path
+def test_local_linear_path_starts_at_the_principal_components_of_each_tile():
+    """Per-tile PCA of the standardised frames; a 1-pixel tile gets one component, one zero row."""
+    from sklearn.decomposition import PCA
+
+    from skvarae.training import Windows
+
+    rng = np.random.default_rng(0)
+    runs = [rng.standard_normal((30, 9, 9)).astype(np.float32) for _ in range(2)]
+    sequences = Windows(runs, None, np.zeros((9, 9), np.float32), 1.0)
+    # 9 x 9 frames, tiles of 8: a full tile, two 8 x 1 strips and a 1 x 1 corner
+    components = estimator_module._tile_principal_components(
+        sequences, (2, 2, 2), 8, np.random.RandomState(0)
+    )
+    assert components.shape == (2, 2, 2, 8, 8)
+    frames = np.concatenate(runs)
+    for i, j in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        block = frames[:, 8 * i:8 * i + 8, 8 * j:8 * j + 8]
+        rows, cols = block.shape[1:]
+        pca = PCA(min(2, rows * cols)).fit(block.reshape(len(block), -1))
+        expected = np.zeros((2, rows * cols))
+        expected[: pca.n_components_] = pca.components_
+        got = components[:, i, j, :rows, :cols].reshape(2, -1)
+        np.testing.assert_allclose(np.abs(got), np.abs(expected), atol=1e-5)
+        assert not components[:, i, j, rows:].any() and not components[:, i, j, :, cols:].any()
+    assert not components[1, 1, 1].any()  # the 1-pixel tile has one direction only
+
+
+def test_local_linear_path_is_the_default_and_stays_local_in_the_fitted_encoder(movies):
+    model = SparseVARAutoencoder(**{**TINY, "linear_path": "local"}).fit(movies)
+    assert SparseVARAutoencoder().linear_path == "local"
+    encoder = model.encoder_
+    assert encoder.linear_path == "local" and not hasattr(encoder, "linear")
+    dense = encoder.tile_linear.dense_weight().detach().numpy()
+    rows, cols = np.indices(model.frame_shape_)
+    _, h, w = model.latent_shape_
+    for index in range(model.latent_shape_[0] * h * w):
+        _, i, j = np.unravel_index(index, model.latent_shape_)
+        inside = ((rows // encoder.tile == i) & (cols // encoder.tile == j)).ravel()
+        assert not dense[index, ~inside].any()
+
+
+@pytest.mark.parametrize("linear_path", ["local", "global", True])
+def test_save_load_and_pickle_keep_the_linear_path(movies, tmp_path, linear_path):
+    """Files with linear_path=True (written before "local" existed) load as the dense path."""
+    model = SparseVARAutoencoder(**{**TINY, "max_epochs": 1, "linear_path": linear_path})
+    model.fit(movies)
+    model.save(tmp_path / "m.pt")
+    restored = SparseVARAutoencoder.load(tmp_path / "m.pt")
+    assert restored.linear_path == linear_path
+    assert restored.encoder_.linear_path == ("local" if linear_path == "local" else "global")
+    np.testing.assert_array_equal(restored.predict(movies), model.predict(movies))
+    unpickled = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(unpickled.predict(movies), model.predict(movies))
+
+
+def test_cell_radius_sets_the_latent_grid_and_survives_save_load(tmp_path):
+    from skvarae.latent_grid import max_latent_side_for_cells
+
+    movies = ar_movies(n_runs=2, n_frames=12, shape=(20, 20))
+    params = {**TINY, "max_epochs": 1, "latent_channels": 1}
+    model = SparseVARAutoencoder(**params, cell_radius=2.0).fit(movies)
+    side = max_latent_side_for_cells((20, 20), 2.0)  # tiles of 4 pixels: 5 x 5
+    assert model.latent_shape_ == (1, side, side) == (1, 5, 5)
+    binned = SparseVARAutoencoder(**params, cell_radius=2.0, spatial_bin=2).fit(movies)
+    assert binned.latent_shape_ == (1, 5, 5)  # radius 1 on 10 x 10 binned frames: tiles of 2
+    model.save(tmp_path / "m.pt")
+    restored = SparseVARAutoencoder.load(tmp_path / "m.pt")
+    assert restored.cell_radius == 2.0
+    np.testing.assert_array_equal(restored.predict(movies), model.predict(movies))

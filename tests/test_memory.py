@@ -12,9 +12,9 @@ from skvarae.training import _BACKWARD_FACTOR, activation_bytes, plan_frames_per
 def _budget_for_chunks(params, shape, n_frames, frames_per_chunk):
     """A memory_budget (GiB) that makes fit use ``frames_per_chunk`` frames per chunk."""
     net = {k: params[k] for k in ("latent_channels", "max_latent_side", "base_channels")}
+    net["linear_path"] = SparseVARAutoencoder().linear_path  # the default the fit builds
     encoder_bytes, decoder_bytes = activation_bytes(
-        ConvEncoder(shape, **net, linear_path=True), ConvDecoder(shape, **net, linear_path=True),
-        shape, torch.device("cpu"),
+        ConvEncoder(shape, **net), ConvDecoder(shape, **net), shape, torch.device("cpu"),
     )
     budget = n_frames * 8 * shape[0] * shape[1] + frames_per_chunk * (
         _BACKWARD_FACTOR * (encoder_bytes + decoder_bytes))

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -362,3 +363,85 @@ def test_init_linear_path_checks_its_input():
         encoder.init_linear_path(torch.zeros(3, 64))
     with pytest.raises(ValueError, match="linear_path=False"):
         ConvEncoder((8, 8)).init_linear_path(torch.zeros(32, 64))
+
+
+# ------------------------------------------------------------------ the tile-local linear path
+def _tile_of_pixels(frame_shape, tile):
+    """(H, W) arrays of the tile row and column of every pixel."""
+    rows, cols = np.indices(frame_shape)
+    return rows // tile, cols // tile
+
+
+def _assert_local(jacobian, latent_shape, frame_shape, tile):
+    """``jacobian[(c, i, j), (y, x)]`` is zero unless pixel (y, x) lies in tile (i, j)."""
+    tile_row, tile_col = _tile_of_pixels(frame_shape, tile)
+    jacobian = jacobian.reshape(*latent_shape, *frame_shape)
+    for i in range(latent_shape[1]):
+        for j in range(latent_shape[2]):
+            outside = torch.from_numpy((tile_row != i) | (tile_col != j))
+            assert jacobian[:, i, j][:, outside].abs().max() == 0
+            assert jacobian[:, i, j][:, ~outside].abs().max() > 0
+
+
+@pytest.mark.parametrize("frame_shape", [(8, 8), (10, 13)])
+def test_local_linear_path_reads_and_writes_only_its_tile_even_after_training(frame_shape):
+    """Latent (c, i, j) of the local path has zero gradient w.r.t. pixels outside tile (i, j)."""
+    torch.manual_seed(0)
+    encoder = ConvEncoder(frame_shape, linear_path="local", max_latent_side=3)
+    decoder = ConvDecoder(frame_shape, linear_path="local", max_latent_side=3)
+    assert encoder.tile == 2**encoder.n_layers
+    for module in (encoder, decoder):
+        torch.nn.init.normal_(module.tile_linear.weight)
+    start = [module.tile_linear.weight.detach().clone() for module in (encoder, decoder)]
+    frames = torch.randn(16, *frame_shape)
+    optimiser = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=0.1)
+    for _ in range(3):  # training cannot make the path global
+        optimiser.zero_grad()
+        (decoder(encoder(frames)) - frames).pow(2).mean().backward()
+        optimiser.step()
+    x = frames[:1]
+    read = torch.autograd.functional.jacobian(lambda f: encoder.tile_linear(f)[0], x)
+    _assert_local(read.reshape(encoder.n_latent, -1), encoder.latent_shape, frame_shape,
+                  encoder.tile)
+    z = torch.randn(1, decoder.n_latent)
+    write = torch.autograd.functional.jacobian(lambda v: decoder.tile_linear(v)[0], z)
+    _assert_local(write.reshape(-1, decoder.n_latent).T, decoder.latent_shape, frame_shape,
+                  decoder.tile)
+    # and the dense form agrees with the layer
+    torch.testing.assert_close(encoder.tile_linear(frames),
+                               frames.flatten(1) @ encoder.tile_linear.dense_weight().T)
+    # weights on the zero padding get no gradient: training leaves them where they started
+    height, width = frame_shape
+    for module, weight_before in zip((encoder, decoder), start):
+        weight = module.tile_linear.weight.detach()
+        padded = torch.zeros(*module.padded_shape, dtype=torch.bool)
+        padded[height:], padded[:, width:] = True, True
+        blocks = padded.reshape(module.latent_shape[1], module.tile, module.latent_shape[2],
+                                module.tile).permute(0, 2, 1, 3)
+        assert not torch.equal(weight, weight_before)
+        torch.testing.assert_close(weight[:, blocks], weight_before[:, blocks], rtol=0, atol=0)
+
+
+def test_local_linear_path_initialised_from_tile_components_is_exactly_linear():
+    torch.manual_seed(0)
+    encoder = ConvEncoder((10, 13), linear_path="local", max_latent_side=3)
+    decoder = ConvDecoder((10, 13), linear_path="local", max_latent_side=3)
+    components = torch.randn(*encoder.latent_shape, encoder.tile, encoder.tile)
+    encoder.init_linear_path(components)
+    decoder.init_linear_path(components)
+    dense = encoder.tile_linear.dense_weight()
+    torch.testing.assert_close(dense, decoder.tile_linear.dense_weight())
+    frames = torch.randn(5, 10, 13)
+    z = encoder(frames)
+    torch.testing.assert_close(z, frames.flatten(1) @ dense.T)
+    torch.testing.assert_close(decoder(z), (z @ dense).unflatten(1, (10, 13)))
+    with pytest.raises(ValueError, match="components must have shape"):
+        encoder.init_linear_path(torch.zeros(encoder.n_latent, 130))
+
+
+def test_linear_path_values():
+    assert ConvEncoder((8, 8), linear_path=True).linear_path == "global"
+    assert ConvEncoder((8, 8), linear_path="local").linear_path == "local"
+    assert ConvEncoder((8, 8)).linear_path is False
+    with pytest.raises(ValueError, match="linear_path"):
+        ConvEncoder((8, 8), linear_path="tiles")
