@@ -173,7 +173,8 @@ def _soma_footprints(rng, frame_shape, centers, cell_radius):
         u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
         v = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
         rho = np.hypot(u / a, v / b)
-        soma = 1.0 / (1.0 + np.exp((rho - 1.0) / 0.12))
+        with np.errstate(over="ignore"):  # far from the cell exp overflows: soma is then 0
+            soma = 1.0 / (1.0 + np.exp((rho - 1.0) / 0.12))
         nucleus = 1.0 - _NUCLEUS_DIP * np.exp(-0.5 * (rho / 0.35) ** 2)
         fp = soma * nucleus
         fp[fp < 1e-4] = 0.0
