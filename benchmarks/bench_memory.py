@@ -30,18 +30,11 @@ import threading
 import time
 
 import numpy as np
+from bench_memmap import _status_mb  # the same RssAnon reader (this folder is on sys.path)
 
 N_RUNS, N_FRAMES = 2, 256
 #: The estimator's default memory_budget, GiB.
 DEFAULT_BUDGET = 2.0
-
-
-def _status_mb(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def movie(side, seed=0):
@@ -58,8 +51,8 @@ def measure(side, budget, threads):
     """Fit on one movie in this process and print one JSON line (child)."""
     import torch
 
+    import skvarae.estimator as estimator_module
     from skvarae import SparseVARAutoencoder
-    from skvarae import training
 
     torch.set_num_threads(threads)
     runs = movie(side)
@@ -74,14 +67,11 @@ def measure(side, budget, threads):
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     chunks = []
-    plan = training.plan_frames_per_chunk
+    plan = estimator_module.plan_frames_per_chunk
 
-    def recording_plan(*args, **kwargs):
+    def recording_plan(*args, **kwargs):  # records the chunk size the fit chose
         chunks.append(plan(*args, **kwargs))
         return chunks[-1]
-
-    training.plan_frames_per_chunk = recording_plan
-    import skvarae.estimator as estimator_module
 
     estimator_module.plan_frames_per_chunk = recording_plan
     model = SparseVARAutoencoder(max_epochs=1, random_state=0, memory_budget=budget)
