@@ -283,14 +283,36 @@ class _Work:
     """The problems still on their path (the working set), one row each.
 
     Every attribute is a tensor whose first dimension indexes the rows, so that finished
-    problems can be dropped from all of them at once (:meth:`keep`).
+    problems can be dropped from all of them at once (:meth:`keep`). The Cholesky factors
+    ``chol``, by far the largest, live at the start of a flat buffer ``store`` that is reused
+    in place as the working set shrinks and its factors grow (:meth:`keep`, :func:`_grow`).
     """
 
-    def __init__(self, **tensors):
+    def __init__(self, store, **tensors):
+        self.store = store
         self.__dict__.update(tensors)
 
-    def keep(self, rows):
-        return _Work(**{name: value[rows] for name, value in vars(self).items()})
+    def tensors(self):
+        return {name: value for name, value in vars(self).items() if name != "store"}
+
+    def keep(self, rows, in_place=False):
+        """The working set of ``rows`` (increasing); ``in_place``: reuse this set's factor
+        buffer, which this set may no longer use."""
+        kept = {name: value[rows] for name, value in self.tensors().items() if name != "chol"}
+        if not in_place:
+            chol = self.chol[rows]
+            return _Work(chol.view(-1), chol=chol, **kept)
+        # Row rows[i] >= i moves to row i, in chunks through a small buffer: the rows a chunk
+        # writes have all been read, by it or by earlier chunks.
+        q, cap, _ = self.chol.shape
+        chol = self.store[: len(rows) * cap * cap].view(len(rows), cap, cap)
+        step = max(1, _CHUNK_ELEMENTS // max(1, cap * cap))
+        block = self.chol.new_empty(min(step, len(rows)), cap, cap)
+        for start in range(0, len(rows), step):
+            part = block[: len(rows[start:start + step])]
+            torch.index_select(self.chol, 0, rows[start:start + step], out=part)
+            chol[start:start + len(part)] = part
+        return _Work(self.store, chol=chol, **kept)
 
 
 def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
@@ -335,7 +357,7 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
     device, dtype = xty.device, xty.dtype
     limit = min(n_samples, m)  # the largest possible active set
     tiny = torch.finfo(dtype).tiny
-    gram_flat = gram.reshape(-1)
+    gram_rows = gram.reshape(-1, m)  # row b * m + j: G_j of batch item b
     gram_diag = gram.diagonal(dim1=-2, dim2=-1)  # ||x_j||^2, (B, m)
     xty = xty.reshape(n_problems, m)
 
@@ -344,6 +366,7 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
 
     ids = torch.arange(n_problems, device=device)
     work = _Work(
+        zeros(0),
         ids=ids,  # problem index of each row
         batch=ids // n_targets,  # its batch item
         corr=xty.clone(),  # c = X^T (y - X b); NaN on A and on dead regressors
@@ -368,12 +391,20 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         stop_tol=_STOP_RTOL * xty.abs().amax(dim=1),
     )
     finished = []  # parts of the working set whose problems are all done
+    # Work arrays of the size of all correlations, allocated once and used through (q, m)
+    # views: a step needs several, and a fresh allocation of this size can cost more than the
+    # arithmetic done in it (the allocator may hand it back to the system and page it in again).
+    scratch = torch.empty(6, n_problems, m, dtype=dtype, device=device)
 
-    def gram_times(w, ids):  # G w for the problems `ids`: (q, m) -> (q, m)
+    def gram_times(w, ids):  # G w for the problems `ids`: (q, m) -> (q, m), in scratch[1 or 3]
+        w_full, a_full = scratch[0], scratch[1]
+        if w.shape[0] < n_problems:
+            w_full.zero_().index_copy_(0, ids, w)
+        torch.matmul(w_full.view(n_batch, n_targets, m), gram,
+                     out=a_full.view(n_batch, n_targets, m))
         if w.shape[0] == n_problems:
-            return (w.view(n_batch, n_targets, m) @ gram).view(n_problems, m)
-        full = zeros(n_problems, m).index_copy_(0, ids, w)
-        return (full.view(n_batch, n_targets, m) @ gram).view(n_problems, m)[ids]
+            return a_full
+        return torch.index_select(a_full, 0, ids, out=scratch[3, : len(ids)])
 
     while True:
         # -- Stop where the path has reached alpha (n * alpha lies on the last segment,
@@ -393,11 +424,11 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         if n_live == 0:
             break
         if n_live <= 0.8 * work.ids.shape[0]:  # shrink the working set to the live problems
-            finished.append(work.keep(work.done))
+            finished.append(work.keep(torch.nonzero(work.done).squeeze(1)))
             keep = torch.nonzero(live).squeeze(1)
-            work, live, leaving = work.keep(keep), live[keep], leaving[keep]
+            work, live, leaving = work.keep(keep, in_place=True), live[keep], leaving[keep]
         if max_active + 1 > work.order.shape[1] and work.order.shape[1] < limit:
-            _grow(work, min(limit, max_active + 1 + _CAP_GROWTH))
+            _grow(work, min(limit, max_active + 1 + _CAP_GROWTH), limit)
         q, cap = work.order.shape
         rows = torch.arange(q, device=device)
 
@@ -412,7 +443,8 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         j = work.entering
         slot = work.n_active.clamp(max=cap - 1)
         valid = torch.arange(cap, device=device) < work.n_active[:, None]
-        g_aj = gram_flat[work.order * m + (work.batch * (m * m) + j)[:, None]] * valid
+        g_aj = torch.index_select(gram_rows, 0, work.batch * m + j, out=scratch[2, :q])
+        g_aj = g_aj.gather(1, work.order) * valid
         r = torch.linalg.solve_triangular(work.chol, g_aj.unsqueeze(-1), upper=False).squeeze(-1)
         g_jj = gram_diag[work.batch, j]
         d_sq = g_jj - r.square().sum(dim=1)
@@ -436,14 +468,16 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         norm_a = torch.where(empty, 1.0, work.z.square().sum(dim=1).clamp_min(tiny).rsqrt())
         w_slot = torch.linalg.solve_triangular(work.chol.mT, work.z.unsqueeze(-1),
                                                upper=True).squeeze(-1) * norm_a[:, None]
-        w = zeros(q, m).scatter_add_(1, work.order, w_slot)  # padding slots hold 0
+        w = scratch[0 if q == n_problems else 2, :q].zero_()
+        w.scatter_add_(1, work.order, w_slot)  # padding slots hold 0
         a = gram_times(w, work.ids)
 
         # -- Step lengths (Efron et al. eq. 2.13 and 3.4-3.5), in units of u, as in the
         #    reference: join, where an inactive correlation c_j - gamma a_j reaches
         #    +-(C - gamma A_A) (NaN correlations, of A and dead regressors, never do) ...
         big_c = work.big_c
-        gamma_join = _join_steps(work.corr, a, big_c, norm_a)
+        gamma_join = _join_steps(work.corr, a, big_c, norm_a,
+                                 out=(scratch[2, :q], scratch[4, :q], scratch[5, :q]))
         #    (a regressor that has just left A sits on the boundary s_j C of its sign and may
         #    only rejoin on the other side, -s_j C, at gamma = 2 C / (A_A + s_j a_j))
         left = work.left.clamp_min(0)
@@ -505,8 +539,11 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
                        gather("n_iter"), gather("converged"), factors)
 
 
-def _join_steps(corr, a, big_c, norm_a):
+def _join_steps(corr, a, big_c, norm_a, out=None):
     """Step length at which each inactive regressor would join, shape (q, m); ``inf`` if never.
+
+    ``out``, if given, holds three (q, m) work arrays (overwritten), which saves allocations;
+    the result is then one of them.
 
     The correlation ``c_j - gamma a_j`` reaches ``+(C - gamma A_A)`` at
     ``gamma+ = (C - c_j) / (A_A - a_j)`` and ``-(C - gamma A_A)`` at
@@ -519,39 +556,61 @@ def _join_steps(corr, a, big_c, norm_a):
     ``C / A_A`` within a relative ``_DEN_RTOL``: the end of the path, as when nothing joins.
     Half the element-wise passes of evaluating both sides.
     """
+    side_buf, num_buf, den_buf = (None, None, None) if out is None else out
     c_col, a_col = big_c[:, None], norm_a[:, None]
-    side = torch.addcmul(corr * a_col, a, c_col, value=-1.0).sign_()
-    num = torch.addcmul(c_col, side, corr, value=-1.0)
-    den = torch.addcmul(a_col, side, a, value=-1.0)
-    return _first_crossing(num, den, _DEN_RTOL * a_col)
+    side = torch.mul(corr, a_col, out=side_buf).addcmul_(a, c_col, value=-1.0).sign_()
+    num = torch.addcmul(c_col, side, corr, value=-1.0, out=num_buf)
+    den = torch.addcmul(a_col, side, a, value=-1.0, out=den_buf)
+    return _first_crossing(num, den, _DEN_RTOL * a_col, out=side)
 
 
-def _first_crossing(num, den, min_den):
+def _first_crossing(num, den, min_den, out=None):
     """``num / den`` where ``den > min_den``, else ``inf``; a NaN numerator also gives ``inf``.
 
-    ``num`` (overwritten) is clamped at zero first (a crossing already passed, by rounding, is
-    immediate). Written without ``torch.where``: an element-wise select with an irregular mask is
-    several times slower on the CPU than this arithmetic (division by a 0/1 factor, then ``abs``
-    and ``nan_to_num``), and these are the largest arrays of a step.
+    ``num`` (overwritten, and returned) is clamped at zero first (a crossing already passed, by
+    rounding, is immediate); ``out``, if given, is a work array of the shape of ``num``
+    (overwritten). Written without ``torch.where``: an element-wise select with an irregular
+    mask is several times slower on the CPU than this arithmetic (division by a 0/1 factor,
+    then ``abs`` and ``nan_to_num``), and these are the largest arrays of a step.
     """
     ratio = num.clamp_min_(0.0).div_(den)
-    keep = (den - min_den).sign_().clamp_min_(0.0)  # 1 where den > min_den, else 0
+    keep = torch.sub(den, min_den, out=out).sign_().clamp_min_(0.0)  # 1 where den > min_den
     return ratio.div_(keep).abs_().nan_to_num_(nan=math.inf)
 
 
 #: Slots added to the factors at once when an active set outgrows them.
-_CAP_GROWTH = 8
+_CAP_GROWTH = 4
+#: Elements of the buffer through which factors move in place (2 MiB in float64).
+_CHUNK_ELEMENTS = 1 << 18
 
 
-def _grow(work, cap):
-    """Give the slot arrays of the working set ``cap`` slots (padding: zeros, identity)."""
+def _grow(work, cap, limit):
+    """Give the slot arrays of the working set ``cap`` slots (padding: zeros, identity).
+
+    The factors are laid out again in place in ``work.store``, from the last row to the
+    first (row ``i`` only moves forward, to where no row still to be moved lies). A new buffer
+    is allocated only when this one is too small, then with room for twice the slots (at most
+    ``limit``): on the CPU, writing fresh memory costs page faults, several times the copy.
+    """
     q, old = work.order.shape
     for name in ("order", "slot_sign", "slot_coef", "z"):
         setattr(work, name, torch.nn.functional.pad(getattr(work, name), (0, cap - old)))
-    chol = work.chol.new_empty(q, cap, cap)  # each part written once
-    chol[:, :old, :old] = work.chol
-    chol[:, :old, old:] = 0.0
-    chol[:, old:] = torch.eye(cap, dtype=chol.dtype, device=chol.device)[old:]
+    if work.store.numel() < q * cap * cap:
+        room = min(limit, 2 * cap)
+        store = work.store.new_empty(q * room * room)
+        store[: work.chol.numel()] = work.chol.reshape(-1)
+        work.store = store
+    src = work.store[: q * old * old].view(q, old, old)
+    chol = work.store[: q * cap * cap].view(q, cap, cap)
+    eye = torch.eye(cap, dtype=chol.dtype, device=chol.device)[old:]
+    step = max(1, _CHUNK_ELEMENTS // (cap * cap))
+    block = src.new_empty(min(step, q), old, old)
+    for stop in range(q, 0, -step):
+        start = max(stop - step, 0)
+        part = block[: stop - start].copy_(src[start:stop])
+        chol[start:stop, :old, :old] = part
+        chol[start:stop, :old, old:] = 0.0
+        chol[start:stop, old:] = eye
     work.chol = chol
 
 
