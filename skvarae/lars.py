@@ -394,17 +394,17 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
     # Work arrays of the size of all correlations, allocated once and used through (q, m)
     # views: a step needs several, and a fresh allocation of this size can cost more than the
     # arithmetic done in it (the allocator may hand it back to the system and page it in again).
-    scratch = torch.empty(6, n_problems, m, dtype=dtype, device=device)
+    scratch = torch.empty(5, n_problems, m, dtype=dtype, device=device)
+    spans = None  # after the working set first shrinks: (batch item, first row, end row)
 
-    def gram_times(w, ids):  # G w for the problems `ids`: (q, m) -> (q, m), in scratch[1 or 3]
-        w_full, a_full = scratch[0], scratch[1]
-        if w.shape[0] < n_problems:
-            w_full.zero_().index_copy_(0, ids, w)
-        torch.matmul(w_full.view(n_batch, n_targets, m), gram,
-                     out=a_full.view(n_batch, n_targets, m))
-        if w.shape[0] == n_problems:
-            return a_full
-        return torch.index_select(a_full, 0, ids, out=scratch[3, : len(ids)])
+    def gram_times(w):  # G w for the working set: (q, m) -> (q, m), in scratch[1]
+        a = scratch[1, : w.shape[0]]
+        if spans is None:  # every problem: one batched product
+            torch.matmul(w.view(n_batch, n_targets, m), gram, out=a.view(n_batch, n_targets, m))
+        else:  # the rows of a batch item are contiguous (the working set is in problem order)
+            for item, start, stop in spans:
+                torch.matmul(w[start:stop], gram[item], out=a[start:stop])
+        return a
 
     while True:
         # -- Stop where the path has reached alpha (n * alpha lies on the last segment,
@@ -427,6 +427,9 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
             finished.append(work.keep(torch.nonzero(work.done).squeeze(1)))
             keep = torch.nonzero(live).squeeze(1)
             work, live, leaving = work.keep(keep, in_place=True), live[keep], leaving[keep]
+            stops = torch.bincount(work.batch, minlength=n_batch).cumsum(0).tolist()
+            spans = [(item, start, stop) for item, (start, stop)
+                     in enumerate(zip([0] + stops[:-1], stops)) if stop > start]
         if max_active + 1 > work.order.shape[1] and work.order.shape[1] < limit:
             _grow(work, min(limit, max_active + 1 + _CAP_GROWTH), limit)
         q, cap = work.order.shape
@@ -468,16 +471,15 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         norm_a = torch.where(empty, 1.0, work.z.square().sum(dim=1).clamp_min(tiny).rsqrt())
         w_slot = torch.linalg.solve_triangular(work.chol.mT, work.z.unsqueeze(-1),
                                                upper=True).squeeze(-1) * norm_a[:, None]
-        w = scratch[0 if q == n_problems else 2, :q].zero_()
-        w.scatter_add_(1, work.order, w_slot)  # padding slots hold 0
-        a = gram_times(w, work.ids)
+        w = scratch[0, :q].zero_().scatter_add_(1, work.order, w_slot)  # padding slots: 0
+        a = gram_times(w)
 
         # -- Step lengths (Efron et al. eq. 2.13 and 3.4-3.5), in units of u, as in the
         #    reference: join, where an inactive correlation c_j - gamma a_j reaches
         #    +-(C - gamma A_A) (NaN correlations, of A and dead regressors, never do) ...
         big_c = work.big_c
         gamma_join = _join_steps(work.corr, a, big_c, norm_a,
-                                 out=(scratch[2, :q], scratch[4, :q], scratch[5, :q]))
+                                 out=(scratch[2, :q], scratch[3, :q], scratch[4, :q]))
         #    (a regressor that has just left A sits on the boundary s_j C of its sign and may
         #    only rejoin on the other side, -s_j C, at gamma = 2 C / (A_A + s_j a_j))
         left = work.left.clamp_min(0)
@@ -674,7 +676,7 @@ class _SolveWithFactor(torch.autograd.Function):
             rhs = xty[f.rows].gather(1, f.order) - level[f.rows, None] * f.signs
             rhs = torch.where(f.valid(), rhs, 0.0)
             coef[f.rows] = coef.new_zeros(len(f.rows), m).scatter_add_(
-                1, f.order, torch.cholesky_solve(rhs.unsqueeze(-1), f.chol).squeeze(-1))
+                1, f.order, _cholesky_solve(f.chol, rhs))
         ctx.factors = factors
         ctx.save_for_backward(coef)
         return coef.view(n_batch, n_targets, m)
@@ -689,10 +691,20 @@ class _SolveWithFactor(torch.autograd.Function):
         for f in ctx.factors:
             g = torch.where(f.valid(), grad_coef[f.rows].gather(1, f.order), 0.0)
             v[f.rows] = v.new_zeros(len(f.rows), m).scatter_add_(
-                1, f.order, torch.cholesky_solve(g.unsqueeze(-1), f.chol).squeeze(-1))
+                1, f.order, _cholesky_solve(f.chol, g))
         v = v.view(n_batch, n_targets, m)
         grad_gram = -(v.mT @ coef.view(n_batch, n_targets, m))
         return grad_gram, v, None, None
+
+
+def _cholesky_solve(chol, rhs):
+    """``G^{-1} rhs`` for ``G = chol @ chol.mT``, shapes (h, c, c) and (h, c) -> (h, c).
+
+    Two triangular solves on the factors where they lie (``torch.cholesky_solve`` would copy
+    them first).
+    """
+    half = torch.linalg.solve_triangular(chol, rhs.unsqueeze(-1), upper=False)
+    return torch.linalg.solve_triangular(chol.mT, half, upper=True).squeeze(-1)
 
 
 # --------------------------------------------------------------------------------------------
