@@ -584,6 +584,8 @@ def _first_crossing(num, den, min_den, out=None):
 _CAP_GROWTH = 4
 #: Elements of the buffer through which factors move in place (2 MiB in float64).
 _CHUNK_ELEMENTS = 1 << 18
+#: Bytes of factor buffer reserved at once on the CPU (see :func:`_grow`).
+_CPU_RESERVE = 1 << 30
 
 
 def _grow(work, cap, limit):
@@ -591,14 +593,20 @@ def _grow(work, cap, limit):
 
     The factors are laid out again in place in ``work.store``, from the last row to the
     first (row ``i`` only moves forward, to where no row still to be moved lies). A new buffer
-    is allocated only when this one is too small, then with room for twice the slots (at most
-    ``limit``): on the CPU, writing fresh memory costs page faults, several times the copy.
+    is allocated only when this one is too small: on the CPU, one with room for ``limit`` slots
+    when that is at most ``_CPU_RESERVE`` bytes (the system provides memory as it is first
+    written, so it is not copied and paged in again at every doubling), otherwise one with room
+    for twice the slots. On the CPU, writing fresh memory costs page faults, several times the
+    copy.
     """
     q, old = work.order.shape
     for name in ("order", "slot_sign", "slot_coef", "z"):
         setattr(work, name, torch.nn.functional.pad(getattr(work, name), (0, cap - old)))
     if work.store.numel() < q * cap * cap:
         room = min(limit, 2 * cap)
+        if work.store.device.type == "cpu" \
+                and q * limit * limit * work.store.element_size() <= _CPU_RESERVE:
+            room = limit
         store = work.store.new_empty(q * room * room)
         store[: work.chol.numel()] = work.chol.reshape(-1)
         work.store = store

@@ -648,12 +648,14 @@ def test_fast_path_equals_reference_in_both_dtypes(dtype):
     torch.testing.assert_close(coef, ref.to(dtype), rtol=0, atol=tol * float(ref.abs().max()))
 
 
-@pytest.mark.parametrize("growth", [1, 3])
-def test_factor_buffer_moved_in_place_row_by_row_gives_the_same_path(monkeypatch, growth):
+@pytest.mark.parametrize("growth, reserve", [(1, 1 << 30), (3, 0)])
+def test_factor_buffer_moved_in_place_row_by_row_gives_the_same_path(monkeypatch, growth,
+                                                                     reserve):
     """The factors move inside their buffer in chunks (growth, compaction of the working set).
 
     With one row per chunk and slots added one or three at a time, every chunk boundary and
-    many growths are exercised; the path and the solution must not change.
+    many growths are exercised, in a buffer reserved at once or reallocated as it fills; the
+    path and the solution must not change.
     """
     X, Y = drop_rich_problem(6, batch=3, n=30, m=40, k=7)
     Y[:, :, :3] *= 1e-3  # problems that finish early: the working set is compacted
@@ -662,6 +664,7 @@ def test_factor_buffer_moved_in_place_row_by_row_gives_the_same_path(monkeypatch
     coef, info = lasso_lars(X, Y, alpha, return_info=True)
     monkeypatch.setattr("skvarae.lars._CHUNK_ELEMENTS", 1)
     monkeypatch.setattr("skvarae.lars._CAP_GROWTH", growth)
+    monkeypatch.setattr("skvarae.lars._CPU_RESERVE", reserve)
     coef_rows, info_rows = lasso_lars(X, Y, alpha, return_info=True)
     assert torch.equal(info_rows.n_iter, info.n_iter)
     assert torch.equal(info_rows.active, info.active)
