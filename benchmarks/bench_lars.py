@@ -20,10 +20,11 @@ The flop model (see docs/scaling.rst, "The LARS layer"): one step of one problem
 active regressors costs ``2 m^2`` flops for ``a = G w`` (a dense product with the shared Gram
 matrix, BLAS 3 over the targets), ``2 a^2`` for the two triangular solves (new row of the
 factor, equiangular weights) and about ``30 m`` for the element-wise step-length search; a
-drop adds a refactorisation, ``a^3 / 3``. The benchmark adds this up over the path actually
-taken (``a`` per step from the path's own step counts, assuming it grows one per step up to
-the final size), and prints it with the time it would take at the dgemm rate measured in this
-process, next to the time measured: "x flop bound" is how far the solver is from it.
+drop adds the downdate of the factor, about ``10 a^2``. The benchmark adds this up over the
+path actually taken (``a`` per step from the path's own step counts, assuming it grows one per
+step up to the final size), and prints it with the time it would take at the dgemm rate
+measured in this process, next to the time measured: "x flop bound" is how far the solver is
+from it.
 
 Usage::
 
@@ -131,7 +132,7 @@ def path_flops(info, m):
     drops = ((steps - final).clamp_min(0) / 2)  # a drop and its re-entry are two extra steps
     # sum over steps of a^2 with a growing linearly to its final size: ~ steps * final^2 / 3
     sum_a2 = steps * final.square() / 3
-    flops = steps * (2 * m * m + 30 * m) + 2 * sum_a2 + drops * final.pow(3) / 3
+    flops = steps * (2 * m * m + 30 * m) + 2 * sum_a2 + drops * 10 * final.square()
     return float(flops.sum())
 
 

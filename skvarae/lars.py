@@ -13,10 +13,11 @@ It works in two passes.
    item) advancing in the same vectorised step. It only has to find, for each problem, the
    active set ``A`` and the signs ``s_A`` at ``alpha``. :func:`_lars_path` runs it at the cost
    the algorithm allows: ``G = X^T X`` and ``X^T y`` are formed once; the Cholesky factor of
-   ``G_AA`` gains one row per join (a triangular solve) and is rebuilt only for the problems
-   where a regressor leaves; one more triangular solve gives the equiangular weights and one
-   batched product with ``G`` their correlations. :func:`_lars_path_reference` is the same path
-   refactorising ``G_AA`` at every step, the readable reference the fast path is tested against.
+   ``G_AA`` gains one row per join (a triangular solve) and, where a regressor leaves, loses
+   its row and column by a closed-form rank-one downdate; one more triangular solve gives the
+   equiangular weights and one batched product with ``G`` their correlations.
+   :func:`_lars_path_reference` is the same path refactorising ``G_AA`` at every step, the
+   readable reference the fast path is tested against.
 2. **Solution** (float64). On the segment of the path that contains ``alpha`` the solution has
    the closed form ``b_A = (X_A^T X_A)^{-1} (X_A^T y - n * alpha * s_A)``, ``b = 0`` off ``A``,
    computed with the path's final factors. Its derivative with ``A`` and ``s_A`` held fixed is
@@ -26,9 +27,9 @@ It works in two passes.
 
 Cost per step and problem, with ``m`` features and ``a`` active ones: ``2 m^2`` flops for
 ``a = G w`` (dense, shared by the targets of a batch item: BLAS 3), ``2 a^2`` for the two
-triangular solves, ~``30 m`` for the element-wise search of the step length, ``a^3 / 3`` more
-on a drop; two host synchronisations (three on steps with drops). docs/scaling.rst ("The LARS
-layer") compares this with measured times.
+triangular solves, ~``30 m`` for the element-wise search of the step length, about ``10 a^2``
+more on a drop (the downdate); one host synchronisation per step (two on steps with drops).
+docs/scaling.rst ("The LARS layer") compares this with measured times.
 
 Notation in the code follows Efron et al.: ``c`` the correlations ``X^T (y - X b)``, ``C`` their
 common absolute value on the active set (``C = n * current alpha``), ``w`` the equiangular weights
@@ -162,8 +163,8 @@ def lasso_lars(X, Y, alpha, *, max_iter=None, eps=DEFAULT_EPS, return_info=False
     the one-sided gradient of the final active set is returned; second derivatives are not
     available (the backward pass uses the path's Cholesky factors as constants). The path costs,
     per step, one batched product with the Gram matrices, two batched triangular solves with the
-    Cholesky factors of the active Gram matrices (updated as regressors join, rebuilt only where
-    one leaves) and a few element-wise passes; memory is O(batch * n_targets *
+    Cholesky factors of the active Gram matrices (updated as regressors join and leave) and a
+    few element-wise passes; memory is O(batch * n_targets *
     min(n_samples, n_features)^2) for the factors, kept for the backward pass.
 
     Differences from scikit-learn's solver. On generic data both agree to about 1e-12; the
@@ -339,15 +340,16 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
     The same path as :func:`_lars_path_reference`, at the cost the algorithm allows. Per
     problem it keeps the active set in join order ("slots") with the Cholesky factor ``L`` of
     its Gram matrix (padded with the identity) and ``z = L^{-1} s_A``. A joining regressor adds
-    one row to ``L`` (one triangular solve) and one entry to ``z``; a leaving one is rare, and
-    only the problems concerned are refactorised. The equiangular weights are then
+    one row to ``L`` (one triangular solve) and one entry to ``z``; a leaving one is removed
+    from ``L`` by a rank-one downdate (:func:`_remove_slots`), in the problems concerned
+    only. The equiangular weights are then
     ``w_A = A_A L^{-T} z`` with ``A_A = ||z||^{-1}`` (one triangular solve), their correlations
     ``a = G w`` (one batched product with the Gram matrices); correlations and level are
     updated, ``c <- c - gamma a`` and ``C <- C - gamma A_A``. The correlations of the active and
     the dead regressors are held at NaN, which excludes them from the join candidates without
     masks. Each step synchronises with the device at most twice (the counts of live and leaving
-    problems, and which ones leave); problems that are done leave the working set when it has
-    halved.
+    problems, and which ones leave); problems that are done leave the working set once they
+    are a fifth of it.
 
     Parameters
     ----------
@@ -454,7 +456,7 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
         q, cap = work.order.shape
         rows = torch.arange(q, device=device)
 
-        # -- A regressor leaves A: remove its slot, refactorise those problems.
+        # -- A regressor leaves A: remove its slot, downdate those problems' factors.
         if n_leaving:
             _remove_slots(work, torch.nonzero(leaving).squeeze(1), buffers)  # sync 2
 
