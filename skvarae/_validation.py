@@ -43,6 +43,7 @@ __all__ = [
     "check_random_state",
     "resolve_device",
     "check_model_runs",
+    "check_fitted_resolution",
     "N_JOBS",
     "RANDOM_STATE",
     "RANDOM_STATE_OR_GENERATOR",
@@ -334,7 +335,7 @@ def check_model_runs(estimator, X, *, name="X"):
     """
     from .io import check_runs
 
-    check_is_fitted(estimator)
+    check_fitted_resolution(estimator)
     runs = check_runs(X, min_frames=estimator.lags + 2, name=name)
     shape = tuple(runs[0].shape[1:])
     if shape != tuple(estimator.frame_shape_):
@@ -343,3 +344,31 @@ def check_model_runs(estimator, X, *, name="X"):
             f"{tuple(estimator.frame_shape_)}."
         )
     return runs
+
+
+def check_fitted_resolution(estimator):
+    """Check that ``spatial_bin`` is still the value the fitted networks were trained at.
+
+    ``set_params(spatial_bin=...)`` after ``fit`` would otherwise feed the networks frames of
+    another size (or save a file that cannot be loaded).
+
+    Raises
+    ------
+    NotFittedError
+        If the estimator is not fitted.
+    ValueError
+        If ``spatial_bin`` bins ``frame_shape_`` to another shape than the one the model was
+        fitted at (the shape of ``offset_``).
+    """
+    from .binning import binned_shape
+
+    check_is_fitted(estimator)
+    fitted = tuple(estimator.offset_.shape)
+    binned = binned_shape(tuple(estimator.frame_shape_), estimator.spatial_bin)
+    if tuple(binned) != fitted:
+        raise ValueError(
+            f"spatial_bin={estimator.spatial_bin} bins frames of shape "
+            f"{tuple(estimator.frame_shape_)} to {tuple(binned)}, but the model was fitted on "
+            f"frames binned to {fitted}: set spatial_bin back to the value it was fitted with, "
+            "or fit again."
+        )

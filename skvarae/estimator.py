@@ -16,7 +16,6 @@ import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.decomposition import PCA
-from sklearn.utils.validation import check_is_fitted
 
 from . import contribution, stats
 from ._validation import (
@@ -25,6 +24,7 @@ from ._validation import (
     Integer,
     Real,
     StrOptions,
+    check_fitted_resolution,
     check_model_runs,
     check_random_state,
     resolve_device,
@@ -808,7 +808,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         >>> model.decode(model.encode(movies)).shape
         (2, 20, 8, 8)
         """
-        check_is_fitted(self)
+        check_fitted_resolution(self)
         if isinstance(latents, (list, tuple)):
             runs = [self._check_latents(z, f"latents[{r}]", (2,)) for r, z in enumerate(latents)]
             if not runs:
@@ -1088,7 +1088,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         load : Read the file back (with ``torch.load(weights_only=True)``).
         """
         path = os.fspath(path)
-        check_is_fitted(self)
+        check_fitted_resolution(self)
         params = self.get_params()
         random_state = params["random_state"]
         if isinstance(random_state, np.integer):

@@ -250,3 +250,21 @@ def test_inputs_are_not_modified(binned_model):
     model.predict(X), model.score(X), model.transform(X), model.contribution_map(X)
     model.decode(model.encode(X))
     np.testing.assert_array_equal(X, copy)
+
+
+def test_changing_spatial_bin_after_fit_is_refused_by_name(binned_model, movies, tmp_path):
+    """The networks were fitted at one resolution: another spatial_bin cannot be used."""
+    model = clone(binned_model).fit(movies)
+    model.set_params(spatial_bin=3)
+    for call in [lambda: model.predict(movies), lambda: model.score(movies),
+                 lambda: model.transform(movies), lambda: model.encode(movies),
+                 lambda: model.contribution_map(movies),
+                 lambda: model.compare_sequences(movies[:1], movies[1:], n_permutations=10),
+                 lambda: model.decode(np.zeros((5, int(np.prod(model.latent_shape_))))),
+                 lambda: model.save(tmp_path / "model.pt")]:
+        with pytest.raises(ValueError, match=r"spatial_bin=3 .* fitted on frames binned to"):
+            call()
+    assert not (tmp_path / "model.pt").exists()
+    model.set_params(spatial_bin=2)  # back to the fitted value: usable again
+    np.testing.assert_allclose(model.predict(movies), binned_model.predict(movies), rtol=1e-5,
+                               atol=1e-6)
