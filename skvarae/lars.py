@@ -690,13 +690,14 @@ def _remove_slots(work, rows, buffers):
     hat[:, :, -1].zero_()
     hat[:, -1, -1] = 1.0
     # L' = L^ M: column j is M_jj L^_j + (p_j / sqrt(s_j s_{j-1})) sum_{i>j} p_i L^_i. The sum
-    # over i > j is the total less the sum over i <= j: the same rounding as summing it.
+    # over i > j is the total less the sum over i <= j (the same rounding as summing it), both
+    # from one cumulative sum, so that it is exactly zero above the diagonal.
     p = torch.linalg.solve_triangular(hat, x.unsqueeze(-1), upper=False).squeeze(-1)
     s = p.square().cumsum(dim=1).add_(1.0)
     s_prev = torch.nn.functional.pad(s[:, :-1], (1, 0), value=1.0)
     weighted = torch.mul(hat, p[:, None, :], out=chol)  # p_i L^_i
-    total = weighted.sum(dim=-1, keepdim=True)
     later = torch.cumsum(weighted, dim=-1, out=buffers("later", h, cap, cap))
+    total = later[..., -1:].clone()
     later.neg_().add_(total)
     chol = hat.mul_((s / s_prev).sqrt_()[:, None, :])
     chol.addcmul_(later, (p / (s * s_prev).sqrt_())[:, None, :])

@@ -9,8 +9,8 @@ from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LassoLars, lars_path
 
-from skvarae.lars import (DEFAULT_EPS, LarsInfo, _lars_path_reference, _solve_on_active_set,
-                          lasso_lars)
+from skvarae.lars import (DEFAULT_EPS, LarsInfo, _lars_path, _lars_path_reference,
+                          _solve_on_active_set, lasso_lars)
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -672,6 +672,31 @@ def test_factor_buffer_moved_in_place_row_by_row_gives_the_same_path(monkeypatch
     ref, path = reference_solve(X, Y, alpha)
     np.testing.assert_array_equal(info_rows.n_iter.reshape(-1).numpy(), path.n_iter.numpy())
     assert int((info.n_iter < info.n_iter.max() // 2).sum()) >= 3  # some finished early
+
+
+def test_factors_after_many_drops_are_those_of_the_final_active_sets():
+    """After joins and closed-form downdates, L L^T is the Gram matrix of the active set.
+
+    The final factors are what the solution and its gradient are computed with: they must be
+    those of G_AA (in slot order, identity on the padding) to rounding, however many
+    regressors left on the way.
+    """
+    X, Y = drop_rich_problem(7, batch=3, n=30, m=60, k=8)
+    X, Y = torch.from_numpy(X), torch.from_numpy(Y)
+    gram, xty = X.mT @ X, (X.mT @ Y).mT
+    path = _lars_path(gram, xty, 30, 30 * 1e-3, 10_000, DEFAULT_EPS)
+    drops = path.n_iter - path.active.sum(dim=1)
+    assert int(drops.max()) >= 6 and int((drops >= 2).sum()) >= 10
+    for f in path.factors:
+        batch = f.rows // Y.shape[-1]
+        valid = f.valid()
+        order = f.order * valid
+        g = gram[batch[:, None, None], order[:, :, None], order[:, None, :]]
+        eye = torch.eye(order.shape[1], dtype=g.dtype)
+        expected = torch.where(valid[:, :, None] & valid[:, None, :], g, eye)
+        torch.testing.assert_close(f.chol @ f.chol.mT, expected, rtol=0,
+                                   atol=1e-11 * float(gram.diagonal(dim1=1, dim2=2).max()))
+        assert torch.equal(f.chol, f.chol.tril())
 
 
 def test_degenerate_designs_in_a_batch_agree_with_the_reference():
