@@ -293,13 +293,11 @@ class _Work:
         self.store = store
         self.__dict__.update(tensors)
 
-    def tensors(self):
-        return {name: value for name, value in vars(self).items() if name != "store"}
-
     def keep(self, rows, in_place=False):
         """The working set of ``rows`` (increasing); ``in_place``: reuse this set's factor
         buffer, which this set may no longer use."""
-        kept = {name: value[rows] for name, value in self.tensors().items() if name != "chol"}
+        kept = {name: value[rows] for name, value in vars(self).items()
+                if name not in ("store", "chol")}
         if not in_place:
             chol = self.chol[rows]
             return _Work(chol.view(-1), chol=chol, **kept)
@@ -414,8 +412,8 @@ def _lars_path(gram, xty, n_samples, n_alpha, max_iter, eps):
     # Work arrays of the size of all correlations, allocated once and used through (q, m)
     # views: a step needs several, and a fresh allocation of this size can cost more than the
     # arithmetic done in it (the allocator may hand it back to the system and page it in again).
-    scratch = torch.empty(5, n_problems, m, dtype=dtype, device=device)
-    buffers = _Buffers(scratch)
+    buffers = _Buffers(xty)
+    scratch = buffers("correlations", 5, n_problems, m)
     spans = None  # after the working set first shrinks: (batch item, first row, end row)
 
     def gram_times(w):  # G w for the working set: (q, m) -> (q, m), in scratch[1]
