@@ -315,9 +315,12 @@ class _Work:
 
 
 class _Buffers:
-    """Work arrays reused from one step to the next: ``buffers(name, *shape)`` is a view of a
-    buffer that is only reallocated when too small. On the CPU, a fresh allocation of a few
-    MiB costs page faults, often more than the arithmetic done in it."""
+    """Work arrays reused from one step of the path to the next.
+
+    ``buffers(name, *shape)`` is a view of the buffer ``name``, reallocated (1.5 times larger)
+    only when too small. On the CPU, a fresh allocation of a few MiB costs page faults, often
+    more than the arithmetic done in it.
+    """
 
     def __init__(self, like):
         self.like = like
