@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from skvarae.network import ConvDecoder, ConvEncoder, _upsample_nearest2x, latent_geometry
+from skvarae.network import ConvDecoder, ConvEncoder, UpsampleConv2d, latent_geometry
 
 FRAME_SHAPES = [(1, 1), (2, 3), (3, 2), (5, 7), (8, 8), (9, 1), (17, 33), (64, 64), (128, 256)]
 
@@ -299,32 +299,79 @@ def test_forward_and_backward_on_cuda():
     )
 
 
-def _upsample_by_expand(images):
-    n, c, height, width = images.shape
-    return images[:, :, :, None, :, None].expand(n, c, height, 2, width, 2).reshape(
-        n, c, 2 * height, 2 * width
+def _upsample_then_conv(images, conv):
+    """The reference: repeat every pixel 2 x 2, then a 'same' convolution with conv's weights."""
+    upsampled = torch.repeat_interleave(torch.repeat_interleave(images, 2, dim=2), 2, dim=3)
+    return torch.nn.functional.conv2d(
+        upsampled, conv.weight, conv.bias, padding=conv.kernel_size[0] // 2
     )
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 9), (64, 8, 32, 32), (2, 4, 128, 96)])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_upsampling_matches_expand_bit_for_bit_forward_and_backward(shape, dtype):
+@pytest.mark.parametrize("kernel_size", [1, 3, 5])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 2, 5, 7), (2, 3, 8, 6)])
+def test_upsample_conv_is_upsampling_then_convolution(kernel_size, shape):
     torch.manual_seed(0)
-    images = torch.randn(*shape, dtype=dtype, requires_grad=True)
-    upsampled = _upsample_nearest2x(images)
-    assert torch.equal(upsampled, _upsample_by_expand(images))
-    assert torch.equal(upsampled, torch.repeat_interleave(
-        torch.repeat_interleave(images, 2, dim=2), 2, dim=3))
-    grad = torch.randn_like(upsampled)
-    (fast,) = torch.autograd.grad(upsampled, images, grad)
-    (reference,) = torch.autograd.grad(_upsample_by_expand(images), images, grad)
-    assert torch.equal(fast, reference)
+    conv = UpsampleConv2d(shape[1], 4, kernel_size).double()
+    torch.nn.init.normal_(conv.weight)
+    images = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    output = conv(images)
+    expected = _upsample_then_conv(images, conv)
+    assert output.shape == (shape[0], 4, 2 * shape[2], 2 * shape[3])
+    torch.testing.assert_close(output, expected, rtol=0, atol=1e-12)
+    grad = torch.randn_like(output)
+    fast = torch.autograd.grad(output, (images, conv.weight, conv.bias), grad)
+    reference = torch.autograd.grad(expected, (images, conv.weight, conv.bias), grad)
+    for a, b in zip(fast, reference):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
 
 
-def test_upsampling_gradcheck_and_double_backward():
-    images = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(_upsample_nearest2x, (images,))
-    assert torch.autograd.gradgradcheck(lambda x: _upsample_nearest2x(x) ** 2, (images,))
+def test_upsample_conv_gradcheck_and_double_backward():
+    conv = UpsampleConv2d(2, 3, 3).double()
+    images = torch.randn(2, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(conv, (images,))
+    assert torch.autograd.gradgradcheck(lambda x: conv(x) ** 2, (images,))
+
+
+def test_upsample_conv_has_the_parameters_of_a_conv2d():
+    """Same names and shapes as the nn.Conv2d the decoder used before: saved weights load."""
+    conv = UpsampleConv2d(8, 4, 3)
+    plain = torch.nn.Conv2d(8, 4, 3, padding=1)
+    assert {k: v.shape for k, v in conv.state_dict().items()} == {
+        k: v.shape for k, v in plain.state_dict().items()
+    }
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        UpsampleConv2d(8, 4, 2)
+    with pytest.raises(ValueError, match="stride=1"):
+        UpsampleConv2d(8, 4, 3, stride=2)
+
+
+@pytest.mark.parametrize("frame_shape", [(17, 33), (64, 64)])
+def test_networks_compute_the_same_in_either_memory_layout(frame_shape):
+    """Channels-last activations are a speed choice only: the reference computes layer by layer
+    in the default (NCHW) layout, upsampling by repetition, and agrees to float64 rounding."""
+    torch.manual_seed(0)
+    encoder = ConvEncoder(frame_shape, linear_path="local").double()
+    decoder = ConvDecoder(frame_shape, linear_path="local").double()
+    for parameter in [*encoder.parameters(), *decoder.parameters()]:
+        torch.nn.init.normal_(parameter, std=0.3)
+    frames = torch.randn(3, *frame_shape, dtype=torch.float64)
+    latents = encoder(frames)
+    images = torch.nn.functional.pad(
+        frames[:, None],
+        (0, encoder.padded_shape[1] - frame_shape[1], 0, encoder.padded_shape[0] - frame_shape[0]),
+        mode="replicate",
+    )
+    for layer in encoder.layers:
+        images = layer(images.contiguous())
+    expected = images.flatten(1) + encoder.tile_linear(frames)
+    torch.testing.assert_close(latents, expected, rtol=0, atol=1e-10)
+
+    images = decoder.stem(latents.reshape(3, *decoder.latent_shape).contiguous())
+    for block in decoder.blocks:
+        images = torch.nn.functional.gelu(_upsample_then_conv(images.contiguous(), block[0]))
+    images = decoder.head(images.contiguous())[:, 0, : frame_shape[0], : frame_shape[1]]
+    expected = images + decoder.tile_linear(latents)
+    torch.testing.assert_close(decoder(latents), expected, rtol=0, atol=1e-10)
 
 
 # ------------------------------------------------------------------ the linear path
