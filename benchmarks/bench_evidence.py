@@ -215,6 +215,8 @@ class PCAVAR:
 
 def neural_model(variant, alpha, seed, args):
     extra = {} if args.linear_path is None else dict(linear_path=args.linear_path)
+    if args.reconstruction_subsample is not None:
+        extra["reconstruction_subsample"] = args.reconstruction_subsample
     if args.estimator_defaults:  # only λ, the variant and the device/seed are set
         return SparseVARAutoencoder(alpha=alpha, device="cpu", random_state=seed,
                                     **NEURAL[variant], **extra)
@@ -773,6 +775,9 @@ def parse_args(argv=None):
     parser.add_argument("--learning-rate", type=float, default=5e-3)
     parser.add_argument("--latent-channels", type=int, default=2)
     parser.add_argument("--forecast-weight", type=float, default=1.0)
+    parser.add_argument("--reconstruction-subsample", type=float, default=None,
+                        help="reconstruction_subsample of the neural models (default: the "
+                             "estimator's)")
     parser.add_argument("--n-permutations", type=int, default=1000)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
                         metavar="VARIANT", help=f"subset of {VARIANTS}")

@@ -76,10 +76,13 @@ FITTED_ATTRIBUTES = {
     "intercept_": "array",
     "contribution_maps_": "array",
 }
-#: Parameters added with the real-data defaults, and the values that reproduce the model of
-#: files and pickles written before them (their networks have no linear path).
-_PARAMS_BEFORE_REAL_DATA_DEFAULTS = dict(
-    baseline="mean", linear_path=False, validation_fraction=0.0
+#: Parameters added after the first release of the file format, and the values that reproduce
+#: the model of files and pickles written before them: the real-data defaults (their networks
+#: have no linear path), spatial binning, the latent grid that follows the cells, and the
+#: subsampled reconstruction term (they were trained on every frame's reconstruction).
+_PARAMS_OF_OLDER_FILES = dict(
+    baseline="mean", linear_path=False, validation_fraction=0.0, spatial_bin=1, cell_radius=None,
+    reconstruction_subsample=1.0,
 )
 _MODULES = tuple(name for name, kind in FITTED_ATTRIBUTES.items() if kind == "module")
 
@@ -280,6 +283,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     forecast_weight, reconstruction_weight : float, default=1.0
         Weights of the forecast and reconstruction mean squared errors in the loss
         (see :mod:`skvarae.training`).
+    reconstruction_subsample : float in (0, 1], default=0.25
+        End-to-end training: fraction of each window's frames whose reconstruction enters the
+        loss at each step, drawn at random (:func:`skvarae.training.subsample_frames`). The
+        mean over them is an unbiased estimate of the reconstruction error of the whole window
+        (consecutive frames of a calcium movie are much alike), and the decoder, the costliest
+        part of a step, decodes a quarter of the frames a second time instead of all of them:
+        an end-to-end step costs about 1.2x a two-stage step instead of 1.7x
+        (``benchmarks/bench_fit.py``). Every frame is still encoded, fits the VAR and is
+        forecast; validation and early stopping use every frame. ``1`` decodes every frame's
+        reconstruction (the model before this parameter existed).
     max_epochs : int, default=100
         Maximum number of passes over the training sequences.
     learning_rate : float, default=1e-3
@@ -412,6 +425,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         "validation_fraction": [Real(0, 0.5, closed="left")],
         "forecast_weight": [Real(0, None, closed="left")],
         "reconstruction_weight": [Real(0, None, closed="left")],
+        "reconstruction_subsample": [Real(0, 1, closed="right")],
         "max_epochs": [Integer(1, None)],
         "learning_rate": [Real(0, None, closed="neither")],
         "batch_size": [Integer(1, None)],
@@ -442,6 +456,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         linear_path="local",
         forecast_weight=1.0,
         reconstruction_weight=1.0,
+        reconstruction_subsample=0.25,
         max_epochs=100,
         learning_rate=1e-3,
         batch_size=4,
@@ -470,6 +485,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.forecast_weight = forecast_weight
         self.reconstruction_weight = reconstruction_weight
+        self.reconstruction_subsample = reconstruction_subsample
         self.max_epochs = max_epochs
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -540,7 +556,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             encoder,
             decoder,
             sequences,
-            loss=self._loss(frames_per_chunk),
+            loss=self._loss(frames_per_chunk, seed=int(rng.randint(np.iinfo(np.int32).max))),
             validation=validation,
             max_epochs=self.max_epochs,
             learning_rate=self.learning_rate,
@@ -589,8 +605,11 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return all(name in self.__dict__ for name in FITTED_ATTRIBUTES)
 
-    def _loss(self, frames_per_chunk=None):
-        """The training loss of :func:`skvarae.training.train` for these parameters."""
+    def _loss(self, frames_per_chunk=None, seed=0):
+        """The training loss of :func:`skvarae.training.train` for these parameters.
+
+        ``seed`` seeds the generator that draws the subsampled reconstruction frames.
+        """
         if self.training == "two_stage":
             return functools.partial(two_stage_loss, frames_per_chunk=frames_per_chunk)
         return functools.partial(
@@ -599,8 +618,16 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
             lags=int(self.lags),
             forecast_weight=self.forecast_weight,
             reconstruction_weight=self.reconstruction_weight,
+            reconstruction_subsample=self.reconstruction_subsample,
+            generator=torch.Generator().manual_seed(seed),
             frames_per_chunk=frames_per_chunk,
         )
+
+    def _decodes_per_frame(self):
+        """Decoder passes per training frame: the forecast, and a share of reconstructions."""
+        if self.training == "two_stage":
+            return 1
+        return 1 + self.reconstruction_subsample
 
     def _plan_memory(self, encoder, decoder, runs, n_train, device):
         """Frames per chunk of a training step within ``memory_budget`` (None: all at once).
@@ -614,7 +641,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         try:
             return plan_frames_per_chunk(
                 n_frames, frame_shape, *activation_bytes(encoder, decoder, frame_shape, device),
-                n_decodes=1 if self.training == "two_stage" else 2, budget=budget,
+                n_decodes=self._decodes_per_frame(), budget=budget,
             )
         except ValueError as error:
             raise ValueError(
@@ -1040,10 +1067,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        for name, value in _PARAMS_BEFORE_REAL_DATA_DEFAULTS.items():
+        for name, value in _PARAMS_OF_OLDER_FILES.items():
             state.setdefault(name, value)  # pickled before these parameters existed
-        state.setdefault("spatial_bin", 1)  # pickled before spatial binning
-        state.setdefault("cell_radius", None)  # pickled before the grid could follow the cells
         self.__dict__.update(state)
         if "mean_frame_" in state and "offset_" not in state:  # pickled before offset_ existed
             self.offset_ = self._network_offset(self.mean_frame_)
@@ -1174,7 +1199,7 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         params = payload["params"]
         if not isinstance(params, dict):
             raise TypeError("its parameters are not a dict")
-        model = cls(**{**_PARAMS_BEFORE_REAL_DATA_DEFAULTS, **params})
+        model = cls(**{**_PARAMS_OF_OLDER_FILES, **params})
         model._validate_params()
         fitted = dict(payload["fitted"])
         if payload["format"] == 1:  # before offset_ was saved; networks outside "fitted"

@@ -14,6 +14,10 @@ Loss (per batch of sequences x̃ of shape (B, T, H, W), in standardised units)::
     loss    = forecast_weight · mean (decoder(ẑ_t) − x̃_t)²
             + reconstruction_weight · mean (decoder(z_t) − x̃_t)²
 
+With ``reconstruction_subsample`` below 1, the second mean runs over a random subset of each
+sequence's frames (:func:`subsample_frames`): an unbiased estimate of it, for fewer decoder
+passes.
+
 ``training="end_to_end"`` (:func:`end_to_end_loss`) minimises both terms, so gradients flow
 through the LARS fit into the encoder; ``training="two_stage"`` (:func:`two_stage_loss`)
 minimises the reconstruction term alone (a plain autoencoder; the VAR is fitted once, after
@@ -39,6 +43,7 @@ __all__ = [
     "HeldOutTails",
     "end_to_end_loss",
     "two_stage_loss",
+    "subsample_frames",
     "sequence_loss",
     "make_batches",
     "train",
@@ -110,6 +115,38 @@ def decoding_error(decoder, latents, frames, frames_per_chunk=None):
     return total / frames.numel()
 
 
+def subsample_frames(latents, frames, fraction, generator=None):
+    """The same random subset of frames of every sequence, from latents and frames alike.
+
+    Each sequence keeps ``n = max(1, round(fraction * T))`` of its T frames, drawn uniformly
+    without replacement (independently per sequence, kept in time order). The mean of any
+    per-frame quantity over the kept frames is then an unbiased estimate of its mean over all
+    frames.
+
+    Parameters
+    ----------
+    latents : torch.Tensor of shape (B, T, d)
+    frames : torch.Tensor of shape (B, T, H, W)
+    fraction : float in (0, 1]
+        ``1`` returns the inputs themselves.
+    generator : torch.Generator, optional
+        A CPU generator to draw from (the global one when ``None``).
+
+    Returns
+    -------
+    latents : torch.Tensor of shape (B, n, d)
+    frames : torch.Tensor of shape (B, n, H, W)
+    """
+    batch, n_frames = latents.shape[:2]
+    n_kept = max(1, round(fraction * n_frames))
+    if n_kept >= n_frames:
+        return latents, frames
+    keys = torch.rand(batch, n_frames, generator=generator)
+    kept = keys.argsort(dim=1)[:, :n_kept].sort(dim=1).values.to(latents.device)
+    sequences = torch.arange(batch, device=latents.device)[:, None]
+    return latents[sequences, kept], frames[sequences, kept]
+
+
 def two_stage_loss(encoder, decoder, frames, *, frames_per_chunk=None):
     """Reconstruction loss of a plain autoencoder on a batch of sequences (no VAR).
 
@@ -135,7 +172,7 @@ def two_stage_loss(encoder, decoder, frames, *, frames_per_chunk=None):
 
 def end_to_end_loss(
     encoder, decoder, frames, *, alpha, lags, forecast_weight=1.0, reconstruction_weight=1.0,
-    frames_per_chunk=None,
+    reconstruction_subsample=1.0, generator=None, frames_per_chunk=None,
 ):
     """Forecast and reconstruction loss, through a sparse VAR fitted on each sequence.
 
@@ -151,6 +188,13 @@ def end_to_end_loss(
         VAR order.
     forecast_weight, reconstruction_weight : float, default=1.0
         Weights of the two mean-squared-error terms (see the module docstring).
+    reconstruction_subsample : float in (0, 1], default=1.0
+        Fraction of each sequence's frames whose reconstruction is decoded: the reconstruction
+        term is the mean over a random subset of frames (:func:`subsample_frames`), an
+        unbiased estimate of the mean over all of them (and so is its gradient) at a fraction
+        of the decoder's cost. Every frame is still encoded, fits the VAR and is forecast.
+    generator : torch.Generator, optional
+        CPU generator that draws the subsets (the global one when ``None``).
     frames_per_chunk : int, optional
         Run the networks on this many frames at a time, recomputing their activations in the
         backward pass (see :func:`plan_frames_per_chunk`); ``None`` runs all at once. The VAR
@@ -173,7 +217,11 @@ def end_to_end_loss(
     >>> loss = functools.partial(end_to_end_loss, alpha=0.01, lags=1)  # a loss for train()
     """
     latents = encode_frames(encoder, frames, frames_per_chunk)
-    reconstruction = decoding_error(decoder, latents, frames, frames_per_chunk)
+    reconstruction = decoding_error(
+        decoder,
+        *subsample_frames(latents, frames, reconstruction_subsample, generator),
+        frames_per_chunk,
+    )
     if not bool(torch.isfinite(latents.detach().square().sum())):
         raise FloatingPointError("The latents became NaN, infinite or too large")
     coef, intercept = fit_var(latents, alpha, lags)
@@ -196,6 +244,8 @@ def sequence_loss(
     training="end_to_end",
     forecast_weight=1.0,
     reconstruction_weight=1.0,
+    reconstruction_subsample=1.0,
+    generator=None,
 ):
     """Loss of the model on a batch of sequences, by the name of the training mode.
 
@@ -216,6 +266,11 @@ def sequence_loss(
         ``"two_stage"`` uses the reconstruction term only and fits no VAR.
     forecast_weight, reconstruction_weight : float
         Weights of the two mean-squared-error terms (see the module docstring).
+    reconstruction_subsample : float in (0, 1]
+        End-to-end: fraction of frames whose reconstruction is decoded (see
+        :func:`end_to_end_loss`).
+    generator : torch.Generator, optional
+        Draws those frames.
 
     Returns
     -------
@@ -235,6 +290,8 @@ def sequence_loss(
         lags=lags,
         forecast_weight=forecast_weight,
         reconstruction_weight=reconstruction_weight,
+        reconstruction_subsample=reconstruction_subsample,
+        generator=generator,
     )
 
 
@@ -317,9 +374,9 @@ def plan_frames_per_chunk(n_frames, frame_shape, encoder_bytes, decoder_bytes, *
         (H, W).
     encoder_bytes, decoder_bytes : int
         Per frame, from :func:`activation_bytes`.
-    n_decodes : int
-        Decoder passes per frame in the loss: 2 for end-to-end (reconstruction and forecast),
-        1 for two-stage.
+    n_decodes : float
+        Decoder passes per frame in the loss: 1 for two-stage, ``1 + reconstruction_subsample``
+        for end-to-end (the forecast of every frame and the reconstruction of a share of them).
     budget : float or None
         Bytes; ``None`` for no limit.
 

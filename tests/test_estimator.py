@@ -496,3 +496,20 @@ def test_cell_radius_sets_the_latent_grid_and_survives_save_load(tmp_path):
     restored = SparseVARAutoencoder.load(tmp_path / "m.pt")
     assert restored.cell_radius == 2.0
     np.testing.assert_array_equal(restored.predict(movies), model.predict(movies))
+
+
+def test_files_and_pickles_from_before_reconstruction_subsample_keep_every_frame(movies, tmp_path):
+    """A model saved before the parameter existed was trained on every frame's reconstruction."""
+    model = SparseVARAutoencoder(**{**TINY, "max_epochs": 1}).fit(movies)
+    assert SparseVARAutoencoder().reconstruction_subsample == 0.25
+    model.save(tmp_path / "m.pt")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["params"]["reconstruction_subsample"]
+    torch.save(payload, tmp_path / "old.pt")
+    assert SparseVARAutoencoder.load(tmp_path / "old.pt").reconstruction_subsample == 1.0
+    state = model.__getstate__()
+    del state["reconstruction_subsample"]
+    unpickled = SparseVARAutoencoder.__new__(SparseVARAutoencoder)
+    unpickled.__setstate__(state)
+    assert unpickled.reconstruction_subsample == 1.0
+    np.testing.assert_array_equal(unpickled.predict(movies), model.predict(movies))

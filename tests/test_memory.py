@@ -69,3 +69,31 @@ def test_binning_brings_a_step_within_the_budget(tiny_params):
         SparseVARAutoencoder(**params, memory_budget=budget).fit(movies)
     model = SparseVARAutoencoder(**params, memory_budget=budget, spatial_bin=2).fit(movies)
     assert model.predict(movies).shape == (2, 11, 24, 24)
+
+
+@pytest.mark.parametrize("subsample, training, expected", [
+    (1.0, "end_to_end", 2.0), (0.25, "end_to_end", 1.25), (0.25, "two_stage", 1),
+])
+def test_the_plan_counts_the_decoder_passes_a_step_makes(subsample, training, expected):
+    model = SparseVARAutoencoder(training=training, reconstruction_subsample=subsample)
+    assert model._decodes_per_frame() == expected
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, 1.5, "all"])
+def test_reconstruction_subsample_is_validated(ar_movies, tiny_params, bad):
+    with pytest.raises((ValueError, TypeError), match="reconstruction_subsample"):
+        SparseVARAutoencoder(**tiny_params, reconstruction_subsample=bad).fit(ar_movies)
+
+
+def test_a_subsampled_reconstruction_fit_is_deterministic_and_changes_the_training(
+    ar_movies, tiny_params
+):
+    def fit(subsample):
+        return SparseVARAutoencoder(**tiny_params, reconstruction_subsample=subsample).fit(
+            ar_movies
+        )
+
+    first, again, full = fit(0.5), fit(0.5), fit(1.0)
+    assert [h["loss"] for h in first.history_] == [h["loss"] for h in again.history_]
+    np.testing.assert_array_equal(first.coef_, again.coef_)
+    assert first.history_[0]["reconstruction"] != full.history_[0]["reconstruction"]

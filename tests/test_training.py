@@ -326,3 +326,66 @@ def test_largest_step_follows_make_batches():
         batches = make_batches(lengths, batch_size, np.random.RandomState(0))
         drawn = max(sum(lengths[i] for i in batch) for batch in batches)
         assert largest_step(lengths, batch_size) == drawn
+
+
+# ------------------------------------------------------------------ subsampled reconstruction
+from skvarae.training import subsample_frames  # noqa: E402
+
+
+def test_subsample_frames_keeps_the_same_frames_of_latents_and_frames_in_time_order():
+    frames = torch.arange(3 * 10 * 2 * 2, dtype=torch.float64).reshape(3, 10, 2, 2)
+    latents = frames.flatten(2)[..., :1] * 10  # latent t of sequence b identifies frame (b, t)
+    generator = torch.Generator().manual_seed(0)
+    kept_latents, kept_frames = subsample_frames(latents, frames, 0.3, generator)
+    assert kept_latents.shape == (3, 3, 1) and kept_frames.shape == (3, 3, 2, 2)
+    torch.testing.assert_close(kept_latents, kept_frames.flatten(2)[..., :1] * 10)
+    index = (kept_frames[:, :, 0, 0] / 4).long() % 10  # the time index of each kept frame
+    assert torch.all(index[:, 1:] > index[:, :-1])  # distinct and in time order
+    assert torch.equal((kept_frames[:, :, 0, 0] / 40).long(), torch.arange(3)[:, None].expand(3, 3))
+    # fraction 1, or a fraction that rounds to every frame, returns the inputs themselves
+    assert subsample_frames(latents, frames, 1.0)[1] is frames
+    assert subsample_frames(latents, frames, 0.97)[0] is latents
+    assert subsample_frames(latents, frames, 0.01)[1].shape == (3, 1, 2, 2)  # at least one frame
+
+
+def test_subsample_frames_draws_every_frame_equally_often_and_repeats_with_its_generator():
+    frames = torch.arange(8.0)[None, :, None, None]
+    latents = frames[..., 0]
+    counts = torch.zeros(8)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(2000):
+        counts[subsample_frames(latents, frames, 0.25, generator)[1].flatten().long()] += 1
+    assert counts.sum() == 4000
+    assert torch.all((counts > 400) & (counts < 600))  # 500 expected, binomial sd 19
+    draw = [subsample_frames(latents, frames, 0.5, torch.Generator().manual_seed(3))[1]
+            for _ in range(2)]
+    assert torch.equal(*draw)
+
+
+def test_subsampled_reconstruction_is_an_unbiased_estimate_and_leaves_the_forecast_alone():
+    encoder, decoder = _networks()
+    frames = torch.stack(_sequences(2, length=8))
+    options = dict(alpha=0.05, lags=1)
+    with torch.no_grad():
+        full = end_to_end_loss(encoder, decoder, frames, **options)
+        generator = torch.Generator().manual_seed(0)
+        draws = [
+            end_to_end_loss(encoder, decoder, frames, reconstruction_subsample=0.25,
+                            generator=generator, **options)
+            for _ in range(400)
+        ]
+    assert all(torch.equal(d["forecast"], full["forecast"]) for d in draws)
+    estimates = torch.stack([d["reconstruction"] for d in draws])
+    assert estimates.std() > 0.01 * full["reconstruction"]  # the subsets do differ
+    standard_error = estimates.std() / len(draws) ** 0.5
+    assert abs(estimates.mean() - full["reconstruction"]) < 4 * standard_error
+
+
+def test_subsampled_reconstruction_trains_and_is_deterministic_with_its_generator():
+    def loss(seed):
+        return functools.partial(end_to_end_loss, alpha=0.05, lags=1, reconstruction_subsample=0.5,
+                                 generator=torch.Generator().manual_seed(seed))
+
+    first, again, other = _train(loss(0)), _train(loss(0)), _train(loss(1))
+    assert [h["loss"] for h in first[2]] == [h["loss"] for h in again[2]]
+    assert [h["loss"] for h in first[2]] != [h["loss"] for h in other[2]]
