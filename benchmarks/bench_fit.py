@@ -12,6 +12,7 @@ size, measured in the same run.
     python benchmarks/bench_fit.py --sizes 128 --max-latent-side 8  # d=128 at 128x128
     python benchmarks/bench_fit.py --device cuda                    # GPU
     python benchmarks/bench_fit.py --quick                          # 32x32, a few seconds
+    python benchmarks/bench_fit.py --reconstruction-subsample 1     # every frame decoded twice
 """
 
 import argparse
@@ -72,6 +73,7 @@ def run(movies, training, args):
         window=args.window,
         latent_channels=args.latent_channels,
         max_latent_side=args.max_latent_side,
+        reconstruction_subsample=args.reconstruction_subsample,
         device=args.device,
         random_state=0,
     )
@@ -110,6 +112,8 @@ def main():
     parser.add_argument("--latent-channels", type=int, default=2)
     parser.add_argument("--max-latent-side", type=int, default=4)
     parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--reconstruction-subsample", type=float, default=0.25,
+                        help="end-to-end: share of frames whose reconstruction is decoded")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="2 runs x 200 frames x 32x32")
     args = parser.parse_args()
@@ -120,7 +124,8 @@ def main():
     print(
         f"# {args.runs} runs x {args.frames} frames, device={args.device},"
         f" torch threads={torch.get_num_threads()}, epochs={args.epochs}, window={args.window},"
-        f" batch_size={args.batch_size}, torch {torch.__version__}"
+        f" batch_size={args.batch_size}, reconstruction_subsample={args.reconstruction_subsample},"
+        f" torch {torch.__version__}"
     )
     print()
     print("| size | training | d | frames/s | ms/step | LARS fwd share | peak MB | fit s |"

@@ -313,8 +313,8 @@ class SparseVARAutoencoder(TransformerMixin, BaseEstimator):
         maps use every frame.
     memory_budget : float or None, default=2.0
         GiB that the activations of one training step may take (CPU memory, or GPU memory on
-        CUDA). Without a budget, a step of ``batch_size x window`` frames keeps about 330 bytes
-        per pixel of every frame (8 GiB for the defaults at 256 x 256, 32 GiB at 512 x 512).
+        CUDA). Without a budget, a step of ``batch_size x window`` frames keeps about 160 bytes
+        per pixel of every frame (2.5 GiB for the defaults at 256 x 256, 10 GiB at 512 x 512).
         When that exceeds the budget, the networks run on chunks of frames and recompute their
         activations in the backward pass (activation checkpointing: the same gradients, about
         a third more time per step); the chunk size is the largest that fits. ``fit`` raises
