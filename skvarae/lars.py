@@ -675,18 +675,18 @@ def _remove_slots(work, rows, buffers):
     work.order[rows] = order
     work.slot_sign[rows] = signs
     work.slot_coef[rows] = work.slot_coef[rows].gather(1, shifted) * valid
-    # L^ and x. Below row k, L^ holds L's rows one further down; right of column k, its
-    # columns one further right (above the diagonal both are zero). L's identity padding
-    # stays identity; the slot freed at the end becomes padding.
+    # L^ and x. Below row k, L^ holds L's rows one further down (gathered so from the factors
+    # at once); right of column k, its columns one further right (above the diagonal both are
+    # zero). L's identity padding stays identity; the slot freed at the end becomes padding.
     h = len(rows)
-    chol = torch.index_select(work.chol, 0, rows, out=buffers("rows", h, cap, cap))
+    source_rows = (rows[:, None] * cap + shifted).view(-1)
+    chol = torch.index_select(work.chol.view(-1, cap), 0, source_rows,
+                              out=buffers("rows", h * cap, cap)).view(h, cap, cap)
     after = positions[:-1] >= slot[:, None]  # (h, cap - 1): slots at or after k
-    x = chol[:, 1:].gather(2, slot[:, None, None].expand(-1, cap - 1, 1)).squeeze(-1) * after
+    x = chol[:, :-1].gather(2, slot[:, None, None].expand(-1, cap - 1, 1)).squeeze(-1) * after
     x = torch.nn.functional.pad(x, (0, 1))
     hat = buffers("factor", h, cap, cap)
-    below = torch.where(after[:, :, None], chol[:, 1:, :-1], chol[:, :-1, :-1],
-                        out=buffers("below", h, cap - 1, cap - 1))
-    torch.where(after[:, None, :], chol[:, 1:, 1:], below, out=hat[:, :-1, :-1])
+    torch.where(after[:, None, :], chol[:, :-1, 1:], chol[:, :-1, :-1], out=hat[:, :-1, :-1])
     hat[:, -1].zero_()
     hat[:, :, -1].zero_()
     hat[:, -1, -1] = 1.0
@@ -698,11 +698,10 @@ def _remove_slots(work, rows, buffers):
     s_prev = torch.nn.functional.pad(s[:, :-1], (1, 0), value=1.0)
     weighted = torch.mul(hat, p[:, None, :], out=chol)  # p_i L^_i
     later = torch.cumsum(weighted, dim=-1, out=buffers("later", h, cap, cap))
-    total = later[..., -1:].clone()
-    later.neg_().add_(total)
+    torch.sub(later[..., -1:].clone(), later, out=later)
     chol = hat.mul_((s / s_prev).sqrt_()[:, None, :])
     chol.addcmul_(later, (p / (s * s_prev).sqrt_())[:, None, :])
-    work.chol[rows] = chol
+    work.chol.index_copy_(0, rows, chol)
     work.z[rows] = torch.linalg.solve_triangular(chol, signs.unsqueeze(-1),
                                                  upper=False).squeeze(-1)
     work.leaving[rows] = -1
