@@ -614,7 +614,8 @@ def _grow(work, cap, limit):
     """Give the slot arrays of the working set ``cap`` slots (padding: zeros, identity).
 
     The factors are laid out again in place in ``work.store``, from the last row to the
-    first (row ``i`` only moves forward, to where no row still to be moved lies). A new buffer
+    first (row ``i`` only moves forward, to where no row still to be moved lies; through a
+    small buffer where it overlaps its own place). A new buffer
     is allocated only when this one is too small: on the CPU, one with room for ``limit`` slots
     when that is at most ``_CPU_RESERVE`` bytes (the system provides memory as it is first
     written, so it is not copied and paged in again at every doubling), otherwise one with room
@@ -639,7 +640,9 @@ def _grow(work, cap, limit):
     block = src.new_empty(min(step, q), old, old)
     for stop in range(q, 0, -step):
         start = max(stop - step, 0)
-        part = block[: stop - start].copy_(src[start:stop])
+        part = src[start:stop]
+        if start * cap * cap < stop * old * old:  # where they go overlaps where they are
+            part = block[: stop - start].copy_(part)
         chol[start:stop, :old, :old] = part
         chol[start:stop, :old, old:] = 0.0
         chol[start:stop, old:] = eye
