@@ -128,7 +128,8 @@ class RunningDeviation:
         # y_t = keep * y_{t-1} + rate * x_t along the frames, starting from y_{-1} = state.
         after, _ = lfilter([self._rate], [1.0, -keep], frames, axis=0, zi=(keep * state)[None])
         before = np.concatenate([state[None], after[:-1]])
-        return before, after[-1]
+        # A copy: a view would keep the whole block alive with every checkpoint stored.
+        return before, after[-1].copy()
 
     def block(self, start, stop):
         """Frames ``start:stop`` of the run and the baselines before each of them.

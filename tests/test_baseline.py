@@ -139,3 +139,26 @@ def test_streaming_in_small_blocks_reads_each_frame_about_once():
         deviation[start : start + 4]
     # 600 frames read once; refiltering from the last checkpoint would read ~75,000
     assert run.read - after_init == 600
+
+
+def test_memory_kept_by_a_running_deviation_does_not_grow_with_its_blocks():
+    """Only the checkpointed baselines stay in memory, one frame each.
+
+    A stored baseline that was a view of its filter block kept the whole block alive: memory
+    then grew with the length of the run (one block per checkpoint), which a memory-mapped
+    movie larger than memory could not afford.
+    """
+    import tracemalloc
+
+    run = np.random.default_rng(0).random((2048, 32, 32)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        deviation = RunningDeviation(run, 50, checkpoint=64)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    frame_bytes = 32 * 32 * 8
+    assert len(deviation._states) == 2048 // 64 + 1
+    # 33 baselines of one frame (264 KiB), not 33 blocks of 64 frames (16.5 MiB)
+    assert kept < 2 * len(deviation._states) * frame_bytes
