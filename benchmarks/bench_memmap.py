@@ -30,12 +30,14 @@ batches of 1 window of 64 frames) so that a multi-GiB movie fits within minutes 
 per step grows with ``batch_size x window x`` frame size and with the network, not with movie
 length. Pass ``--default-model`` to use the estimator's defaults instead.
 
-    python benchmarks/bench_memmap.py            # movies of 0.19, 0.75, 2.25 GiB; 768 MiB cap
+    python benchmarks/bench_memmap.py            # movies of 0.25, 1, 3 GiB; 1536 MiB cap
     python benchmarks/bench_memmap.py --cgroup   # the same, also under a memory cgroup
     python benchmarks/bench_memmap.py --quick    # movies of 16 and 64 MiB
 
-(With RLIMIT_DATA below about 700 MiB, torch's oneDNN cannot reserve its buffers, so the cap
-defaults to 768 MiB.)
+(RLIMIT_DATA counts address space reserved, not only memory used: below about 900 MiB,
+torch's oneDNN cannot reserve the buffers of its channels-last convolutions and the fitting
+process dies of a segmentation fault, and at 1024 MiB ``encode`` runs out of it; so the cap
+defaults to 1536 MiB. The cgroup, with the same limit, measures what is actually used.)
 """
 
 import argparse
@@ -64,6 +66,30 @@ def _status_mb(field):
     return float("nan")
 
 
+@contextlib.contextmanager
+def peak_anon_mb(interval=0.02):
+    """Sample this process's RssAnon every ``interval`` s while the block runs.
+
+    Yields a dict whose ``"anon"`` entry holds the peak (MiB) once the block has ended.
+    """
+    peak = {"anon": _status_mb("RssAnon")}
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak["anon"] = max(peak["anon"], _status_mb("RssAnon"))
+            time.sleep(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
+        peak["anon"] = max(peak["anon"], _status_mb("RssAnon"))
+
+
 def measure(paths, args):
     """Fit and encode the memory-mapped runs; print one JSON line of measurements (child)."""
     cap = args.cap_mb * 2**20
@@ -76,31 +102,20 @@ def measure(paths, args):
     from skvarae import SparseVARAutoencoder
 
     torch.set_num_threads(args.threads)
-    peak = {"anon": _status_mb("RssAnon")}
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak["anon"] = max(peak["anon"], _status_mb("RssAnon"))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    runs = [np.load(path, mmap_mode="r") for path in paths]
-    n_frames = sum(len(run) for run in runs)
-    model_params = dict(max_epochs=1, random_state=0)
-    if not args.default_model:
-        model_params.update(batch_size=1, window=64, base_channels=4, latent_channels=1,
-                            max_latent_side=2)
-    model = SparseVARAutoencoder(**model_params)
-    start = time.perf_counter()
-    model.fit(runs)
-    fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    model.encode(runs)
-    encode_seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
+    with peak_anon_mb() as peak:
+        runs = [np.load(path, mmap_mode="r") for path in paths]
+        n_frames = sum(len(run) for run in runs)
+        model_params = dict(max_epochs=1, random_state=0)
+        if not args.default_model:
+            model_params.update(batch_size=1, window=64, base_channels=4, latent_channels=1,
+                                max_latent_side=2)
+        model = SparseVARAutoencoder(**model_params)
+        start = time.perf_counter()
+        model.fit(runs)
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        model.encode(runs)
+        encode_seconds = time.perf_counter() - start
     print(json.dumps({
         "frames": n_frames,
         "movie_mb": sum(os.path.getsize(path) for path in paths) / 2**20,
@@ -172,9 +187,9 @@ def torch_threads_default():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, nargs="+", default=[6144, 24576, 73728],
-                        help="frames per run (2 runs of 64x64 float32; 24576 frames = 768 MiB)")
-    parser.add_argument("--cap-mb", type=int, default=768, help="memory cap of the fit, MiB")
+    parser.add_argument("--frames", type=int, nargs="+", default=[8192, 32768, 98304],
+                        help="frames per run (2 runs of 64x64 float32; 32768 frames = 1 GiB)")
+    parser.add_argument("--cap-mb", type=int, default=1536, help="memory cap of the fit, MiB")
     parser.add_argument("--cgroup", action="store_true",
                         help="also enforce the cap with a memory cgroup (Linux, permissions)")
     parser.add_argument("--default-model", action="store_true",
@@ -220,7 +235,10 @@ def main():
                         os.remove(path)
                 cgroup_peak = cgroup_peak_mb(group) if args.cgroup else float("nan")
             if completed.returncode:
-                sys.exit(f"fit on {n_frames} frames per run failed:\n{completed.stderr}")
+                how = (f"killed by signal {-completed.returncode} (a cap too small for torch's "
+                       "buffers? raise --cap-mb)" if completed.returncode < 0
+                       else f"exit status {completed.returncode}")
+                sys.exit(f"fit on {n_frames} frames per run failed, {how}:\n{completed.stderr}")
             rows.append(json.loads(completed.stdout.strip().splitlines()[-1]))
             row = rows[-1]
             row["cgroup_peak_mb"] = cgroup_peak

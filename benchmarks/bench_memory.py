@@ -26,11 +26,10 @@ import json
 import resource
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
-from bench_memmap import _status_mb  # the same RssAnon reader (this folder is on sys.path)
+from bench_memmap import peak_anon_mb  # the same RssAnon sampler (this folder is on sys.path)
 
 N_RUNS, N_FRAMES = 2, 256
 #: The estimator's default memory_budget, GiB.
@@ -56,16 +55,6 @@ def measure(side, budget, threads):
 
     torch.set_num_threads(threads)
     runs = movie(side)
-    peak = {"anon": _status_mb("RssAnon")}
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak["anon"] = max(peak["anon"], _status_mb("RssAnon"))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     chunks = []
     plan = estimator_module.plan_frames_per_chunk
 
@@ -75,11 +64,10 @@ def measure(side, budget, threads):
 
     estimator_module.plan_frames_per_chunk = recording_plan
     model = SparseVARAutoencoder(max_epochs=1, random_state=0, memory_budget=budget)
-    start = time.perf_counter()
-    model.fit(runs)
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
+    with peak_anon_mb() as peak:
+        start = time.perf_counter()
+        model.fit(runs)
+        seconds = time.perf_counter() - start
     n_train = sum(len(run) - round(0.1 * len(run)) for run in runs)
     print(json.dumps({
         "side": side,
