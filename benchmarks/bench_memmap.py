@@ -28,7 +28,8 @@ Reported per size (the baseline is the smallest movie, measured in the same run)
 The model is small by default (``--base-channels 4 --latent-channels 1 --max-latent-side 2``,
 batches of 1 window of 64 frames) so that a multi-GiB movie fits within minutes on a CPU; memory
 per step grows with ``batch_size x window x`` frame size and with the network, not with movie
-length. Pass ``--default-model`` to use the estimator's defaults instead.
+length (the process's peak memory still did in the last run, through the C allocator's heap:
+see docs/scaling.rst). Pass ``--default-model`` to use the estimator's defaults instead.
 
     python benchmarks/bench_memmap.py            # movies of 0.25, 1, 3 GiB; 1536 MiB cap
     python benchmarks/bench_memmap.py --cgroup   # the same, also under a memory cgroup
